@@ -1,0 +1,106 @@
+"""The `idattn` command: parse, compose the config, dispatch to a recipe, print the summary.
+
+Heavy packages (torch, lightning, hydra) are imported inside the commands, so `idattn --help` is fast.
+"""
+
+import logging
+import sys
+import warnings
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Train, ablate and compare Interdomain Attention against SSM and softmax baselines.",
+)
+OVERRIDES = typer.Argument(
+    None, show_default=False,
+    help="Hydra overrides, e.g. model=tiny mixer=interdomain trainer.max_steps=200 recipe=smoke",
+)
+DEBUG = typer.Option(False, "--debug", help="Show the full traceback of an input error.")
+console = Console()
+
+
+def _setup_logging() -> None:
+    handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=True)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler], force=True)
+    logging.getLogger("idattn").setLevel(logging.INFO)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
+def _quiet_lightning() -> None:
+    """Drop Lightning's INFO banners (devices, tips). Call after importing lightning: its import sets INFO."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@contextmanager
+def _user_errors(debug: bool):
+    """Turn a UserError into one line on stderr and exit status 2 (a traceback with --debug)."""
+    from .errors import UserError
+
+    try:
+        yield
+    except UserError as error:
+        if debug:
+            raise
+        Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
+
+
+@app.callback()
+def _root() -> None:
+    """Train, ablate and compare Interdomain Attention against SSM and softmax baselines."""
+
+
+@app.command()
+def train(overrides: list[str] = OVERRIDES, debug: bool = DEBUG) -> None:
+    """Train a model (default: tiny interdomain LM on the embedded text) and append a row to results/runs.csv."""
+    _setup_logging()
+    with _user_errors(debug):
+        from .config import compose_config
+
+        cfg = compose_config(overrides)
+        from .recipes.train import train as run_train
+
+        _quiet_lightning()
+        row = run_train(cfg, overrides)
+    console.print(run_summary(row))
+
+
+def run_summary(row: dict) -> Table:
+    """Build a two-column table from a training run's results row."""
+    table = Table(title=f"run {row['run_id']}", show_header=False, title_justify="left")
+    table.add_column("metric", style="bold")
+    table.add_column("value", justify="right", overflow="fold")
+    entries = [
+        ("model / mixer", f"{row['model']} / {row['mixer']}"),
+        ("parameters", f"{row['n_params']:,}"),
+        ("state per layer (reals)", f"{row['state_size_per_layer']:,}"),
+        ("steps", f"{row['steps']:,}"),
+        ("train loss (nats/token)", f"{row['train_loss']:.4f}"),
+        ("validation loss (nats/token)", f"{row['val_loss']:.4f}"),
+        ("validation perplexity", f"{row['val_ppl']:.3f}"),
+        ("validation bits per byte", f"{row['val_bpb']:.4f}"),
+        ("validation unigram entropy (bits/byte)", f"{row['val_unigram_bpb']:.4f}"),
+        ("training tokens / s", f"{row['tokens_per_sec']:,.0f}"),
+        ("training time (s)", f"{row['train_seconds']:.1f}"),
+        ("checkpoint", row["checkpoint"]),
+    ]
+    for name, value in entries:
+        table.add_row(name, value)
+    return table
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Compose the run config from conf/ (+ a preset from recipes/) with Hydra, and validate it.
+
+Hydra's own errors are multi-line; `compose_config` turns each into one line that names the bad
+value and the valid choices, raised as `UserError`.
+"""
+
+import os
+import re
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .errors import UserError
+
+CONF_ENV = "IDATTN_CONF_DIR"
+
+
+def conf_dir() -> Path:
+    """Return the config folder: $IDATTN_CONF_DIR, else conf/ beside the package (editable install)."""
+    path = Path(os.environ.get(CONF_ENV) or Path(__file__).resolve().parent.parent / "conf")
+    if not (path / "config.yaml").is_file():
+        raise UserError(f"config folder {path} has no config.yaml; install with `pip install -e .` "
+                        f"from the repository, or set {CONF_ENV} to its conf/ folder")
+    return path
+
+
+def group_options(group: str) -> list[str]:
+    """Names of the options of a config group (the YAML files in conf/<group>/)."""
+    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
+
+
+def compose_config(overrides: list[str] | None = None, config_name: str = "config") -> DictConfig:
+    """Compose conf/ with the overrides, resolve interpolations and validate values."""
+    overrides = list(overrides or [])
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):
+            cfg = compose(config_name, overrides=overrides)
+        OmegaConf.resolve(cfg)
+    except MissingConfigException as error:
+        raise UserError(_missing_option_message(str(error))) from error
+    except OverrideParseException as error:
+        first_line = str(error).splitlines()[0]
+        raise UserError(f"invalid override syntax ({first_line}); write overrides as key=value, "
+                        "e.g. trainer.max_steps=200 or mixer=interdomain") from error
+    except ConfigCompositionException as error:
+        raise UserError(_unknown_key_message(error, overrides, config_name)) from error
+    except OmegaConfBaseException as error:
+        raise UserError(f"invalid config: {str(error).splitlines()[0]}") from error
+    validate_config(cfg)
+    return cfg
+
+
+def _missing_option_message(text: str) -> str:
+    found = re.search(r"Could not find '([^']+)/([^'/]+)'", text)
+    if not found:
+        return f"invalid config: {text.splitlines()[0]}"
+    group, option = found.groups()
+    choices = ", ".join(group_options(group)) or "(none)"
+    return f"invalid choice {option!r} for {group}; valid choices: {choices}"
+
+
+def _unknown_key_message(error, overrides, config_name) -> str:
+    found = re.search(r"full_key: (\S+)", str(error.__cause__ or ""))
+    if not found:
+        return f"invalid override: {str(error).splitlines()[0]}"
+    key = found.group(1)
+    parent, _, leaf = key.rpartition(".")
+    others = [o for o in overrides if not o.lstrip("+~").startswith(key)]
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):
+        base = compose(config_name, overrides=others)
+    node = OmegaConf.select(base, parent) if parent else base
+    valid = ", ".join(sorted(node.keys())) if isinstance(node, DictConfig) else "(none)"
+    where = f"under {parent!r}" if parent else "at the top level"
+    return f"unknown config key {key!r}; valid keys {where}: {valid}"
+
+
+_POSITIVE_INT = (int, lambda x: x > 0, "a positive integer")
+_NON_NEGATIVE_INT = (int, lambda x: x >= 0, "a non-negative integer")
+_POSITIVE = (float, lambda x: x > 0, "a positive number")
+_NON_NEGATIVE = (float, lambda x: x >= 0, "a non-negative number")
+_POWER_OF_TWO = (int, lambda x: x > 0 and x & (x - 1) == 0, "a power of two such as 64")
+
+# config path -> (expected type, predicate, what the value must be)
+_CHECKS = {
+    "seed": _NON_NEGATIVE_INT,
+    "model.d_model": _POSITIVE_INT,
+    "model.n_layers": _POSITIVE_INT,
+    "model.n_heads": _POSITIVE_INT,
+    "model.context_length": _POSITIVE_INT,
+    "mixer.state_dim": _POSITIVE_INT,
+    "mixer.chunk_size": _POWER_OF_TWO,
+    "data.batch_size": _POSITIVE_INT,
+    "trainer.max_steps": _POSITIVE_INT,
+    "trainer.val_every_n_steps": _POSITIVE_INT,
+    "trainer.log_every_n_steps": _POSITIVE_INT,
+    "optim.lr": _POSITIVE,
+    "optim.min_lr": _NON_NEGATIVE,
+    "optim.ssm_lr_cap": _POSITIVE,
+    "optim.weight_decay": _NON_NEGATIVE,
+    "optim.warmup_steps": _NON_NEGATIVE_INT,
+}
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise UserError for the first value of the wrong type or out of range."""
+    for path, (kind, is_valid, requirement) in _CHECKS.items():
+        group, _, key = path.rpartition(".")
+        if group and key not in cfg[group]:  # a key that only some options of a group have
+            continue
+        value = OmegaConf.select(cfg, path)
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        typed = is_number and (kind is float or isinstance(value, int))
+        if not typed or not is_valid(value):
+            raise UserError(f"invalid value {value!r} for {path}; set it to {requirement}")
+    if cfg.model.d_model % cfg.model.n_heads:
+        raise UserError(f"model.d_model={cfg.model.d_model} is not divisible by model.n_heads={cfg.model.n_heads}; "
+                        "choose n_heads that divides d_model")

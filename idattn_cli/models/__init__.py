@@ -1,0 +1,3 @@
+from .lm import DecoderLM, build_model
+
+__all__ = ["DecoderLM", "build_model"]

@@ -1,0 +1,48 @@
+"""What a results row needs to be reproduced: run id, time, code revision and package versions."""
+
+import platform
+import secrets
+import subprocess
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("idattn", "torch", "lightning", "hydra-core")
+
+
+def new_run_id() -> str:
+    """A sortable, unique id: UTC time plus 6 random hex digits, e.g. 20261204-204500-3fa2c1."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def utc_timestamp() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def git_revision() -> str:
+    """The commit of the idattn checkout, with `-dirty` if tracked files changed; `unknown` outside git."""
+    repo = Path(__file__).resolve().parent.parent
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=10)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return "unknown"
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return head.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the packages that decide the numbers, as `<name>_version` columns."""
+    found = {"python_version": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[f"{name.replace('-', '_')}_version"] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[f"{name.replace('-', '_')}_version"] = "not installed"
+    return found

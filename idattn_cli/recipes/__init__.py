@@ -1,0 +1,1 @@
+"""One function per recipe: take a composed config, do the work, return the results row."""

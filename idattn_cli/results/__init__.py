@@ -1,0 +1,1 @@
+"""Results files: append-only CSV tables, one row per run or evaluation."""

@@ -1,0 +1,52 @@
+"""Append rows to a results CSV without losing or interleaving anything.
+
+Appends hold a file lock (`<file>.lock`), so concurrent runs never interleave rows. When a row brings
+columns the file does not have yet, the file is rewritten with the wider header into a temporary
+file that then replaces the old one, so a crash leaves either the old or the new file, both whole.
+"""
+
+import csv
+import os
+import tempfile
+from pathlib import Path
+
+from filelock import FileLock
+
+
+def append_row(path: str | Path, row: dict) -> Path:
+    """Append `row` to the CSV at `path`, creating it (and its folder) with a header if needed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        header = _read_header(path)
+        if header is None:
+            _write_atomic(path, list(row), [], row)
+        elif set(row) <= set(header):
+            with path.open("a", newline="") as file:
+                csv.DictWriter(file, fieldnames=header).writerow(row)
+        else:
+            with path.open(newline="") as file:
+                old_rows = list(csv.DictReader(file))
+            _write_atomic(path, header + [key for key in row if key not in header], old_rows, row)
+    return path
+
+
+def _read_header(path: Path) -> list[str] | None:
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with path.open(newline="") as file:
+        return next(csv.reader(file), None)
+
+
+def _write_atomic(path: Path, header: list[str], rows: list[dict], new_row: dict) -> None:
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(rows)
+            writer.writerow(new_row)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,1 @@
+"""Lightning pieces: the LM module (loss, metrics, optimizer) and training callbacks."""

@@ -1,0 +1,53 @@
+"""Callbacks: metric lines in the log (progress bars stay blank when stdout is not a terminal) and
+training throughput."""
+
+import logging
+import time
+
+import lightning as L
+
+log = logging.getLogger("idattn")
+
+
+class MetricLogger(L.Callback):
+    """Log `step, train_loss, lr` every `every_n_steps` steps and every validation result."""
+
+    def __init__(self, every_n_steps: int, max_steps: int):
+        self.every_n_steps, self.max_steps = every_n_steps, max_steps
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        step = trainer.global_step
+        if trainer.is_global_zero and (step % self.every_n_steps == 0 or step == self.max_steps):
+            lr = trainer.optimizers[0].param_groups[0]["lr"]
+            loss = float(outputs["loss"]) if isinstance(outputs, dict) else float(outputs)
+            log.info("step %d/%d  train_loss %.4f  lr %.2e", step, self.max_steps, loss, lr)
+
+    def on_validation_end(self, trainer, pl_module):
+        metrics = pl_module.val_metrics
+        if trainer.is_global_zero and metrics and not trainer.sanity_checking:
+            log.info("step %d  val_loss %.4f  val_ppl %.3f  val_bpb %.4f  (%d tokens)", trainer.global_step,
+                     metrics["val_loss"], metrics["val_ppl"], metrics["val_bpb"], metrics["val_tokens"])
+
+
+class Throughput(L.Callback):
+    """Training tokens per second over all optimizer steps after the first (which pays one-off costs)."""
+
+    def __init__(self):
+        self.tokens = 0
+        self.seconds = 0.0
+        self._start = None
+        self.last_train_loss = float("nan")
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        self.last_train_loss = float(loss)
+        if trainer.global_step > 1:
+            self.seconds += time.perf_counter() - self._start
+            self.tokens += batch[:, 1:].numel() * trainer.world_size
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else float("nan")
