@@ -1,4 +1,4 @@
-"""What a results row needs to be reproduced: run id, time, code revision and package versions."""
+"""Provenance columns of a results row: run id, time, code revision and package versions."""
 
 import platform
 import secrets
@@ -12,7 +12,7 @@ PACKAGES = ("idattn", "torch", "lightning", "hydra-core")
 
 
 def new_run_id() -> str:
-    """A sortable, unique id: UTC time plus 6 random hex digits, e.g. 20261204-204500-3fa2c1."""
+    """Return a sortable, unique id: UTC time plus 6 random hex digits, e.g. 20261204-204500-3fa2c1."""
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
@@ -21,7 +21,7 @@ def utc_timestamp() -> str:
 
 
 def git_revision() -> str:
-    """The commit of the idattn checkout, with `-dirty` if tracked files changed; `unknown` outside git."""
+    """Return the commit of the idattn checkout, `-dirty` if tracked files changed, `unknown` outside git."""
     repo = Path(__file__).resolve().parent.parent
 
     def git(*args):
@@ -38,7 +38,7 @@ def git_revision() -> str:
 
 
 def versions() -> dict[str, str]:
-    """Versions of Python and the packages that decide the numbers, as `<name>_version` columns."""
+    """Return the versions of Python and of the packages that decide the numbers, as `<name>_version` columns."""
     found = {"python_version": platform.python_version()}
     for name in PACKAGES:
         try:

@@ -116,7 +116,7 @@ class InterdomainAttention(nn.Module):
         return y, InterdomainState(conv_q, conv_k, ssm)
 
     def step(self, x_t, state: InterdomainState | None = None):
-        """One token x_t `(batch, d_model)` -> (y_t `(batch, d_model)`, state). Cost does not grow with context."""
+        """Decode one token x_t `(batch, d_model)` -> (y_t `(batch, d_model)`, state), at a cost independent of the context length."""
         if state is None:
             state = self.initial_state(x_t.shape[0], x_t.device, x_t.dtype)
         batch = x_t.shape[0]

@@ -19,7 +19,10 @@ class RMSNorm(nn.Module):
 
 
 class HeadRMSNorm(nn.Module):
-    """y = x / rms(x) * weight + bias per head, for x `(batch, heads, len, dim)`; weight, bias `(heads, dim)`."""
+    """y = x / rms(x) * weight + bias per head; weight and bias `(heads, dim)`.
+
+    x is `(batch, heads, len, dim)`, or `(batch, heads, dim)` for one decoding step.
+    """
 
     def __init__(self, heads: int, dim: int, eps: float = 1e-6):
         super().__init__()
@@ -30,7 +33,6 @@ class HeadRMSNorm(nn.Module):
     def forward(self, x):
         x32 = x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
         y = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        weight, bias = self.weight[:, None, :], self.bias[:, None, :]
-        if x.dim() == 3:  # one decoding step: (batch, heads, dim)
-            weight, bias = self.weight, self.bias
-        return (y * weight + bias).to(x.dtype)
+        if x.dim() == 4:  # broadcast over len
+            return (y * self.weight[:, None] + self.bias[:, None]).to(x.dtype)
+        return (y * self.weight + self.bias).to(x.dtype)

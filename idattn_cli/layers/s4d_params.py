@@ -7,9 +7,8 @@ X_t = lam (.) X_{t-1} + B_bar z_t^T with lam = exp(Delta A) and B_bar = (lam - 1
 Init (S4D-Inv): Re(A) = -1/2, Im(A)_n = (M/pi) (M/(2n+1) - 1); B = 1; C complex normal with
 E|C_km|^2 = 1/M; Delta per head log-uniform in [dt_min, dt_max], stratified: the log range is cut
 into `heads` equal bins and each head draws from its own bin. Every layer so gets fast heads, which
-settle within tens of tokens, as well as slow ones, whose state takes about 1/Delta tokens to fill;
-with only slow heads the layer's output scale at init would keep rising over the first hundreds of
-tokens.
+settle within tens of tokens, as well as slow ones, whose state takes about 1/Delta tokens to fill.
+With only slow heads, the layer's output scale at init would keep rising for hundreds of tokens.
 """
 
 import math

@@ -92,7 +92,7 @@ class DecoderLM(nn.Module):
 
     @torch.no_grad()
     def step(self, token, states=None):
-        """One token per sequence `(batch,)` -> (logits `(batch, vocab)`, states)."""
+        """Decode one token per sequence `(batch,)` -> (logits `(batch, vocab)`, states)."""
         h = self.embed(token)
         states = states or [None] * len(self.blocks)
         new_states = []

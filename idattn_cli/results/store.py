@@ -1,8 +1,8 @@
 """Append rows to a results CSV without losing or interleaving anything.
 
-Appends hold a file lock (`<file>.lock`), so concurrent runs never interleave rows. When a row brings
-columns the file does not have yet, the file is rewritten with the wider header into a temporary
-file that then replaces the old one, so a crash leaves either the old or the new file, both whole.
+Appends hold a file lock (`<file>.lock`), so concurrent runs never interleave rows. A row with
+columns the file lacks makes the file be rewritten with the wider header: into a temporary file
+that then replaces the old one. A crash so leaves either the old or the new file, both whole.
 """
 
 import csv
