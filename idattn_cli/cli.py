@@ -7,6 +7,7 @@ import logging
 import sys
 import warnings
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -17,7 +18,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Train, ablate and compare Interdomain Attention against SSM and softmax baselines.",
+    help="Train and evaluate Interdomain Attention language models; results go to results/*.csv.",
 )
 OVERRIDES = typer.Argument(
     None, show_default=False,
@@ -56,7 +57,7 @@ def _user_errors(debug: bool):
 
 @app.callback()
 def _root() -> None:
-    """Train, ablate and compare Interdomain Attention against SSM and softmax baselines."""
+    """Train and evaluate Interdomain Attention language models; results go to results/*.csv."""
 
 
 @app.command()
@@ -72,6 +73,8 @@ def train(overrides: list[str] = OVERRIDES, debug: bool = DEBUG) -> None:
         _quiet_lightning()
         row = run_train(cfg, overrides)
     console.print(run_summary(row))
+    console.print(f"checkpoint: {row['checkpoint']}", soft_wrap=True, highlight=False)
+    console.print(f"results row appended to: {Path(cfg.paths.results_dir) / 'runs.csv'}", soft_wrap=True, highlight=False)
 
 
 def run_summary(row: dict) -> Table:
@@ -91,7 +94,6 @@ def run_summary(row: dict) -> Table:
         ("validation unigram entropy (bits/byte)", f"{row['val_unigram_bpb']:.4f}"),
         ("training tokens / s", f"{row['tokens_per_sec']:,.0f}"),
         ("training time (s)", f"{row['train_seconds']:.1f}"),
-        ("checkpoint", row["checkpoint"]),
     ]
     for name, value in entries:
         table.add_row(name, value)

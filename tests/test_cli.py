@@ -6,6 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+from idattn_cli.training.checkpoint import load_model
 
 IDATTN = str(Path(sys.executable).parent / "idattn")
 
@@ -43,6 +46,24 @@ def test_short_training_run_appends_row(short_run):
     assert float(row["val_bpb"]) < 8.0
     assert int(row["state_size_per_layer"]) == 4 * 2 * 16 * (32 + 32)
     assert Path(cwd, row["checkpoint"]).is_file()
+    assert row["command"] == "train"
+    assert row["recipe"] == ""
+    assert row["precision"] == "32-true"
+    assert row["accelerator"] == "cpu"
+
+
+def test_checkpoint_reloads_for_decoding(short_run):
+    cwd, _ = short_run
+    with (cwd / "results" / "runs.csv").open(newline="") as file:
+        (row,) = list(csv.DictReader(file))
+    model, config = load_model(Path(cwd, row["checkpoint"]))
+    assert config["model"]["n_layers"] == 2
+    tokens = torch.tensor([list(b"To be, or not to be")])
+    logits, _ = model(tokens)
+    states, last = None, None
+    for t in range(tokens.shape[1]):
+        last, states = model.step(tokens[:, t], states)
+    assert torch.allclose(last, logits[:, -1], atol=1e-4)
 
 
 def test_short_training_run_prints_summary(short_run):
@@ -50,6 +71,8 @@ def test_short_training_run_prints_summary(short_run):
     assert "validation bits per byte" in result.stdout
     assert "validation unigram entropy" in result.stdout
     assert "step 20/20" in result.stderr   # metric lines are logged even without a terminal
+    assert "checkpoint: outputs/" in result.stdout
+    assert "warmup_steps=100 >= trainer.max_steps=20" in result.stderr
 
 
 @pytest.mark.parametrize("override,expected", [

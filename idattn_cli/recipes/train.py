@@ -56,12 +56,23 @@ def build_trainer(cfg: DictConfig, output_dir: Path, callbacks: list) -> L.Train
     )
 
 
+def recipe_name(overrides: list[str] | None) -> str:
+    """Return the preset chosen with `recipe=<name>` on the command line, or an empty string."""
+    chosen = [o.split("=", 1)[1] for o in overrides or [] if o.lstrip("+").startswith("recipe=")]
+    return chosen[-1] if chosen else ""
+
+
 def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
     """Train the configured model and return the results row (also appended to runs.csv)."""
     run_id = provenance.new_run_id()
     output_dir = Path(cfg.paths.output_dir) / run_id
     output_dir.mkdir(parents=True, exist_ok=True)
+    cfg.trainer.precision = resolve_precision(cfg.trainer)  # saved and recorded as actually used
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    if cfg.optim.warmup_steps >= cfg.trainer.max_steps:
+        log.warning("optim.warmup_steps=%d >= trainer.max_steps=%d, so the learning rate never reaches "
+                    "optim.lr; set optim.warmup_steps lower for short runs", cfg.optim.warmup_steps,
+                    cfg.trainer.max_steps)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     tokenizer = build_tokenizer(cfg.tokenizer)
@@ -69,7 +80,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
                                       cfg.data.batch_size, cfg.data.num_workers, seed=cfg.seed)
     datamodule.setup()
     model = build_model(cfg.model, cfg.mixer, tokenizer.vocab_size)
-    module = LMModule(model, cfg.optim, cfg.trainer.max_steps, datamodule.bytes_per_token())
+    module = LMModule(model, cfg.optim, cfg.trainer.max_steps, datamodule.bytes_per_token(),
+                      config=OmegaConf.to_container(cfg))
     n_params = sum(p.numel() for p in model.parameters())
     log.info("run %s: %s %s, %s parameters, output in %s", run_id, cfg.model.name, cfg.mixer.name,
              f"{n_params:,}", output_dir)
@@ -88,7 +100,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
     row = {
         "run_id": run_id,
         "timestamp": provenance.utc_timestamp(),
-        "recipe": "train",
+        "command": "train",
+        "recipe": recipe_name(overrides),
         "run_name": cfg.run_name or "",
         "model": cfg.model.name,
         "mixer": cfg.mixer.name,
@@ -105,6 +118,10 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
         "val_unigram_bpb": datamodule.split_unigram_bits["validation"],
         "tokens_per_sec": throughput.tokens_per_second,
         "train_seconds": train_seconds,
+        "precision": cfg.trainer.precision,
+        "accelerator": type(trainer.accelerator).__name__.removesuffix("Accelerator").lower(),
+        "world_size": trainer.world_size,
+        "torch_threads": torch.get_num_threads(),
         "checkpoint": str(checkpoint),
         "git_revision": provenance.git_revision(),
         **provenance.versions(),

@@ -10,14 +10,15 @@ log = logging.getLogger("idattn")
 
 
 class MetricLogger(L.Callback):
-    """Log `step, train_loss, lr` every `every_n_steps` steps and every validation result."""
+    """Log `step, train_loss, lr` at the first and last step and every `every_n_steps` steps, and
+    every validation result."""
 
     def __init__(self, every_n_steps: int, max_steps: int):
         self.every_n_steps, self.max_steps = every_n_steps, max_steps
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step
-        if trainer.is_global_zero and (step % self.every_n_steps == 0 or step == self.max_steps):
+        if trainer.is_global_zero and (step % self.every_n_steps == 0 or step in (1, self.max_steps)):
             lr = trainer.optimizers[0].param_groups[0]["lr"]
             loss = float(outputs["loss"]) if isinstance(outputs, dict) else float(outputs)
             log.info("step %d/%d  train_loss %.4f  lr %.2e", step, self.max_steps, loss, lr)

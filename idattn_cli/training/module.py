@@ -24,8 +24,11 @@ def warmup_cosine(step: int, warmup_steps: int, max_steps: int, floor: float) ->
 
 
 class LMModule(L.LightningModule):
-    def __init__(self, model, optim_cfg: dict, max_steps: int, bytes_per_token: float = 1.0):
+    def __init__(self, model, optim_cfg: dict, max_steps: int, bytes_per_token: float = 1.0,
+                 config: dict | None = None):
         super().__init__()
+        # the whole run config goes into checkpoints, so `load_model` can rebuild the model
+        self.save_hyperparameters({"config": config})
         self.model = model
         self.optim_cfg = dict(optim_cfg)
         self.max_steps = max_steps
