@@ -77,6 +77,37 @@ def train(overrides: list[str] = OVERRIDES, debug: bool = DEBUG) -> None:
     console.print(f"results row appended to: {Path(cfg.paths.results_dir) / 'runs.csv'}", soft_wrap=True, highlight=False)
 
 
+@app.command()
+def info(overrides: list[str] = OVERRIDES, debug: bool = DEBUG) -> None:
+    """Print parameter count, state size and FLOPs per token of a configured model, without training."""
+    _setup_logging()
+    with _user_errors(debug):
+        from .config import compose_config
+
+        cfg = compose_config(overrides)
+        from .recipes.info import info as model_info
+
+        row = model_info(cfg)
+    console.print(info_table(row))
+
+
+def info_table(row: dict) -> Table:
+    """Build a two-column table from `idattn info`'s numbers."""
+    table = Table(title=f"{row['model']} / {row['mixer']}", show_header=False, title_justify="left")
+    table.add_column("quantity", style="bold")
+    table.add_column("value", justify="right")
+    context = f"{row['context_length']:,}"
+    table.add_row("parameters", f"{row['n_params']:,}")
+    table.add_row(f"state per layer (reals, {context}-token context)", f"{row['state_size_per_layer']:,}")
+    table.add_row("state, all layers (reals)", f"{row['state_size']:,}")
+    table.add_row("state per context token (reals)", f"{row['state_size_per_token']:,.1f}")
+    table.add_row(f"forward FLOPs per token ({context}-token context)", f"{row['flops_per_token_forward']:,}")
+    table.add_row(f"decode FLOPs per token (at {context})", f"{row['flops_per_token_decode']:,}")
+    if "flops_per_token_decode_forming_y" in row:
+        table.add_row("decode FLOPs per token, forming Re(C X) first", f"{row['flops_per_token_decode_forming_y']:,}")
+    return table
+
+
 def run_summary(row: dict) -> Table:
     """Build a two-column table from a training run's results row."""
     table = Table(title=f"run {row['run_id']}", show_header=False, title_justify="left")

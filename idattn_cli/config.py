@@ -82,6 +82,11 @@ _NON_NEGATIVE_INT = (int, lambda x: x >= 0, "a non-negative integer")
 _POSITIVE = (float, lambda x: x > 0, "a positive number")
 _NON_NEGATIVE = (float, lambda x: x >= 0, "a non-negative number")
 _POWER_OF_TWO = (int, lambda x: x > 0 and x & (x - 1) == 0, "a power of two such as 64")
+_BOOLEAN = (bool, lambda x: True, "true or false")
+
+
+def _one_of(*values):
+    return (str, lambda x: x in values, "one of " + ", ".join(values))
 
 # config path -> (expected type, predicate, what the value must be)
 _CHECKS = {
@@ -90,8 +95,18 @@ _CHECKS = {
     "model.n_layers": _POSITIVE_INT,
     "model.n_heads": _POSITIVE_INT,
     "model.context_length": _POSITIVE_INT,
-    "mixer.state_dim": _POSITIVE_INT,
+    "model.state_dim": _POSITIVE_INT,
     "mixer.chunk_size": _POWER_OF_TWO,
+    "mixer.backend": _one_of("chunk", "fft", "scan"),
+    "mixer.input": _one_of("dual_kv", "generic"),
+    "mixer.readout": _one_of("query", "linear"),
+    "mixer.feature_map": _one_of("silu_l2", "elu", "relu", "identity", "random_fourier", "taylor"),
+    "mixer.random_feature_kind": _one_of("positive", "trig"),
+    "mixer.readout_matrix": _one_of("full", "diagonal"),
+    "mixer.rope": _BOOLEAN,
+    "mixer.gate": _BOOLEAN,
+    "mixer.short_conv": _BOOLEAN,
+    "mixer.conv_size": _POSITIVE_INT,
     "data.batch_size": _POSITIVE_INT,
     "trainer.max_steps": _POSITIVE_INT,
     "trainer.val_every_n_steps": _POSITIVE_INT,
@@ -111,10 +126,23 @@ def validate_config(cfg: DictConfig) -> None:
         if group and key not in cfg[group]:  # a key that only some options of a group have
             continue
         value = OmegaConf.select(cfg, path)
-        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        typed = is_number and (kind is float or isinstance(value, int))
+        if kind in (str, bool):
+            typed = isinstance(value, kind)
+        else:
+            is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            typed = is_number and (kind is float or isinstance(value, int))
         if not typed or not is_valid(value):
             raise UserError(f"invalid value {value!r} for {path}; set it to {requirement}")
+    vocab = cfg.model.get("vocab_size")
+    if vocab is not None and vocab < cfg.tokenizer.vocab_size:
+        raise UserError(f"model.vocab_size={vocab} is smaller than the tokenizer's vocabulary "
+                        f"({cfg.tokenizer.vocab_size}); set model.vocab_size=null to use the tokenizer's")
+    groups = cfg.mixer.get("kv_groups")
+    if groups is not None and (not isinstance(groups, int) or groups < 1 or cfg.model.n_heads % groups):
+        raise UserError(f"invalid value {groups!r} for mixer.kv_groups; set it to a divisor of "
+                        f"model.n_heads={cfg.model.n_heads}, or null for one memory per head")
+    if groups is not None and cfg.mixer.get("readout") == "linear" and groups != cfg.model.n_heads:
+        raise UserError("mixer.kv_groups needs mixer.readout=query; set mixer.kv_groups=null")
     if cfg.model.d_model % cfg.model.n_heads:
         raise UserError(f"model.d_model={cfg.model.d_model} is not divisible by model.n_heads={cfg.model.n_heads}; "
                         "choose n_heads that divides d_model")

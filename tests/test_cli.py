@@ -93,3 +93,12 @@ def test_debug_flag_shows_traceback(tmp_path):
     result = idattn("train", "mixer=nope", "--debug", cwd=tmp_path)
     assert result.returncode != 0
     assert "Traceback" in result.stderr
+
+
+def test_info_prints_size_without_training(tmp_path):
+    result = idattn("info", "model=1.3b", "mixer=interdomain", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "1,352,600,320" in result.stdout
+    assert "524,288" in result.stdout
+    assert "decode FLOPs per token" in result.stdout
+    assert not (tmp_path / "results").exists()

@@ -5,6 +5,7 @@ import torch
 
 from helpers import assert_close, random_op_inputs, random_state
 from idattn_cli.ops import interdomain_attention
+from idattn_cli.ops.linear_readout import linear_readout
 from idattn_cli.ops.naive import naive
 
 LENGTHS = [1, 2, 3, 5, 63, 64, 65, 200]
@@ -28,7 +29,13 @@ def test_chunk_matches_double_sum(length, chunk_size):
     assert_close(run("chunk", inputs, chunk_size), naive(*inputs), torch.float64, "chunk")
 
 
-@pytest.mark.parametrize("backend,chunk_size", [("scan", 16), ("chunk", 16), ("chunk", 64)])
+@pytest.mark.parametrize("length", LENGTHS)
+def test_fft_matches_double_sum(length):
+    inputs = random_op_inputs(length=length)
+    assert_close(run("fft", inputs), naive(*inputs), torch.float64, "fft")
+
+
+@pytest.mark.parametrize("backend,chunk_size", [("scan", 16), ("chunk", 16), ("chunk", 64), ("fft", 16)])
 @pytest.mark.parametrize("length", LENGTHS)
 def test_float32_matches_float64_reference(length, backend, chunk_size):
     reference = naive(*random_op_inputs(length=length))
@@ -42,7 +49,7 @@ def test_gradients_of_backends_agree():
     q, k, v, log_lam, b, c = random_op_inputs(length=37)
     state = random_state()
     grads = {}
-    for backend in ("scan", "chunk"):
+    for backend in ("scan", "chunk", "fft"):
         leaves = [x.clone().requires_grad_() for x in (q, k, v, log_lam, b, c, state)]
         o, final = interdomain_attention(*leaves[:6], backend=backend, chunk_size=16,
                                          initial_state=leaves[6], output_final_state=True)
@@ -52,13 +59,16 @@ def test_gradients_of_backends_agree():
                (final * torch.randn(final.shape, generator=gen, dtype=final.dtype)).real.sum()
         grads[backend] = torch.autograd.grad(loss, leaves)
     names = ["q", "k", "v", "log_lam", "b", "c", "initial_state"]
-    for name, g_scan, g_chunk in zip(names, grads["scan"], grads["chunk"]):
-        assert g_scan.abs().max() > 0, f"zero gradient for {name}"
-        assert_close(torch.view_as_real(g_chunk) if g_chunk.is_complex() else g_chunk,
-                     torch.view_as_real(g_scan) if g_scan.is_complex() else g_scan, torch.float64, name)
+    def real_view(g):
+        return torch.view_as_real(g) if g.is_complex() else g
+
+    for backend in ("chunk", "fft"):
+        for name, g_scan, g_other in zip(names, grads["scan"], grads[backend]):
+            assert g_scan.abs().max() > 0, f"zero gradient for {name}"
+            assert_close(real_view(g_other), real_view(g_scan), torch.float64, f"{backend} {name}")
 
 
-@pytest.mark.parametrize("backend,chunk_size", [("scan", 16), ("chunk", 16), ("chunk", 64)])
+@pytest.mark.parametrize("backend,chunk_size", [("scan", 16), ("chunk", 16), ("chunk", 64), ("fft", 16)])
 def test_state_handoff_at_uneven_splits(backend, chunk_size):
     q, k, v, log_lam, b, c = random_op_inputs(length=130)
     initial = random_state()
@@ -74,16 +84,17 @@ def test_state_handoff_at_uneven_splits(backend, chunk_size):
     assert_close(torch.view_as_real(state), torch.view_as_real(whole_final), torch.float64, "final state")
 
 
+@pytest.mark.parametrize("backend", ["chunk", "fft"])
 @pytest.mark.parametrize("length", [1, 15, 16, 17, 50])
-def test_chunk_final_state_matches_scan(length):
+def test_final_state_matches_scan(length, backend):
     inputs = random_op_inputs(length=length)
     initial = random_state()
     _, scan_final = run("scan", inputs, initial_state=initial, output_final_state=True)
-    _, chunk_final = run("chunk", inputs, initial_state=initial, output_final_state=True)
-    assert_close(torch.view_as_real(chunk_final), torch.view_as_real(scan_final), torch.float64, "final state")
+    _, final = run(backend, inputs, initial_state=initial, output_final_state=True)
+    assert_close(torch.view_as_real(final), torch.view_as_real(scan_final), torch.float64, "final state")
 
 
-@pytest.mark.parametrize("backend", ["scan", "chunk"])
+@pytest.mark.parametrize("backend", ["scan", "chunk", "fft"])
 def test_changing_token_leaves_earlier_outputs(backend):
     q, k, v, log_lam, b, c = random_op_inputs(length=50)
     before = run(backend, (q, k, v, log_lam, b, c))
@@ -92,12 +103,13 @@ def test_changing_token_leaves_earlier_outputs(backend):
     for x in (q2, k2, v2):
         x[:, :, s] += 1.0
     after = run(backend, (q2, k2, v2, log_lam, b, c))
-    assert torch.equal(after[:, :, :s], before[:, :, :s])
+    # bit-identical for scan and chunk; the FFT mixes all positions in floating point
+    assert torch.allclose(after[:, :, :s], before[:, :, :s], rtol=0, atol=1e-13)
     assert (after[:, :, s] - before[:, :, s]).abs().max() > 1e-6
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("backend", ["scan", "chunk"])
+@pytest.mark.parametrize("backend", ["scan", "chunk", "fft"])
 def test_output_dtype_matches_input(dtype, backend):
     inputs = random_op_inputs(length=9, dtype=dtype)
     o, state = run(backend, inputs, output_final_state=True)
@@ -129,3 +141,28 @@ def test_invalid_arguments_raise():
         interdomain_attention(q, k, v, log_lam, b, c, initial_state=random_state(width=5))
     with pytest.raises(ValueError, match="complex"):
         interdomain_attention(q, k, v, log_lam.real, b, c)
+
+
+def naive_linear_readout(z, log_lam, b, c_out, initial_state):
+    """y_t = sum_{s<=t} K_{t-s} z_s + Re(c_out . lam^{t+1} X_0), K_tau = Re(c_out . lam^tau b), directly."""
+    length = z.shape[2]
+    lags = torch.arange(length)
+    kernel = torch.einsum("hm,htm->ht", c_out, torch.exp(lags[None, :, None] * log_lam[:, None]) * b[:, None]).real
+    lag = lags[:, None] - lags[None, :]
+    toeplitz = kernel[:, lag.clamp(min=0)] * (lag >= 0)
+    carried = torch.einsum("hm,htm,bhmc->bhtc", c_out, torch.exp((lags[None, :, None] + 1) * log_lam[:, None]), initial_state)
+    return torch.einsum("hts,bhsc->bhtc", toeplitz, z) + carried.real
+
+
+@pytest.mark.parametrize("backend,chunk_size", [("scan", 16), ("chunk", 16), ("chunk", 64), ("fft", 16)])
+@pytest.mark.parametrize("length", [1, 5, 16, 17, 65])
+def test_linear_readout_matches_direct_sum(length, backend, chunk_size):
+    q, k, v, log_lam, b, c = random_op_inputs(length=length)
+    z = torch.cat([k, v], dim=-1)
+    c_out = c[:, 0]
+    initial = random_state()
+    y, final = linear_readout(z, log_lam, b, c_out, backend=backend, chunk_size=chunk_size,
+                              initial_state=initial, output_final_state=True)
+    assert_close(y, naive_linear_readout(z, log_lam, b, c_out, initial), torch.float64, backend)
+    _, scan_final = linear_readout(z, log_lam, b, c_out, backend="scan", initial_state=initial, output_final_state=True)
+    assert_close(torch.view_as_real(final), torch.view_as_real(scan_final), torch.float64, "final state")

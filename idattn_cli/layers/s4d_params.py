@@ -1,7 +1,8 @@
 """Complex diagonal S4D parametrization shared by the fixed-state mixers.
 
-Per head h and mode m: A = -exp(log_neg_re_A) + i im_A, step Delta_h > 0, learned input B and full
-read-out C (M x M), all complex. Zero-order hold gives the discrete recurrence
+Per head h and mode m: A = -exp(log_neg_re_A) + i im_A, step Delta_h > 0, learned input B and
+read-out C, all complex. C is a full M x M matrix, or diagonal (M numbers) with
+`readout_matrix="diagonal"`. Zero-order hold gives the discrete recurrence
 X_t = lam (.) X_{t-1} + B_bar z_t^T with lam = exp(Delta A) and B_bar = (lam - 1) / A * B.
 
 Init (S4D-Inv): Re(A) = -1/2, Im(A)_n = (M/pi) (M/(2n+1) - 1); B = 1; C complex normal with
@@ -20,8 +21,12 @@ from torch import nn
 class S4DParams(nn.Module):
     """Parameters of `heads` complex diagonal recurrences with M modes each."""
 
-    def __init__(self, heads: int, state_dim: int, dt_min: float = 1e-3, dt_max: float = 1e-1):
+    def __init__(self, heads: int, state_dim: int, dt_min: float = 1e-3, dt_max: float = 1e-1,
+                 readout_matrix: str = "full"):
         super().__init__()
+        if readout_matrix not in ("full", "diagonal"):
+            raise ValueError(f"unknown readout_matrix {readout_matrix!r}; valid values: full, diagonal")
+        self.readout_matrix = readout_matrix
         n = torch.arange(state_dim, dtype=torch.float32)
         self.log_neg_re_A = nn.Parameter(torch.full((heads, state_dim), math.log(0.5)))
         self.im_A = nn.Parameter((state_dim / math.pi) * (state_dim / (2 * n + 1) - 1).expand(heads, -1).clone())
@@ -29,7 +34,10 @@ class S4DParams(nn.Module):
         log_dt = math.log(dt_min) + bin_width * (torch.arange(heads) + torch.rand(heads))
         self.log_dt = nn.Parameter(log_dt)
         self.B = nn.Parameter(torch.stack([torch.ones(heads, state_dim), torch.zeros(heads, state_dim)], -1))
-        self.C = nn.Parameter(torch.randn(heads, state_dim, state_dim, 2) * (0.5 / state_dim) ** 0.5)
+        if readout_matrix == "full":
+            self.C = nn.Parameter(torch.randn(heads, state_dim, state_dim, 2) * (0.5 / state_dim) ** 0.5)
+        else:  # E|C_mm|^2 = 1, the diagonal alone carries each mode
+            self.C = nn.Parameter(torch.randn(heads, state_dim, 2) * 0.5**0.5)
 
     def discretize(self):
         """Return (log_lam `(heads, M)`, b `(heads, M)`, c `(heads, M, M)`), complex, for the op."""
@@ -39,4 +47,6 @@ class S4DParams(nn.Module):
         log_lam = torch.exp(self.log_dt.to(dtype))[:, None] * A
         b = (torch.exp(log_lam) - 1) / A * torch.view_as_complex(self.B.to(dtype).contiguous())
         c = torch.view_as_complex(self.C.to(dtype).contiguous())
+        if self.readout_matrix == "diagonal":
+            c = torch.diag_embed(c)
         return log_lam, b, c

@@ -77,8 +77,19 @@ class DecoderLM(nn.Module):
         return [p for block in self.blocks if hasattr(block.mixer, "ssm_parameters")
                 for p in block.mixer.ssm_parameters()]
 
-    def state_size_per_layer(self) -> int:
-        return self.blocks[0].mixer.state_size()
+    def state_size_per_layer(self, context_length: int) -> int:
+        """Mixer state of one layer in real numbers per sequence after `context_length` tokens."""
+        return self.blocks[0].mixer.state_size(context_length)
+
+    def flops_per_token(self, context_length: int) -> dict[str, int]:
+        """Estimate forward and decode FLOPs per token: 2 per weight of every Linear (embedding lookups
+        are free), plus the mixers' own work at `context_length`."""
+        dense = 2 * sum(m.weight.numel() for m in self.modules() if isinstance(m, nn.Linear))
+        totals = {}
+        for block in self.blocks:
+            for key, value in block.mixer.flops_per_token(context_length).items():
+                totals[key] = totals.get(key, dense) + value
+        return totals
 
     def forward(self, tokens, states=None):
         """tokens `(batch, len)` -> (logits `(batch, len, vocab)`, per-layer states)."""
@@ -103,10 +114,14 @@ class DecoderLM(nn.Module):
 
 
 def build_model(model_cfg, mixer_cfg, vocab_size: int) -> DecoderLM:
-    """Build the LM from the `model` and `mixer` config groups (plain dicts or DictConfigs)."""
+    """Build the LM from the `model` and `mixer` config groups (plain dicts or DictConfigs).
+
+    The embedding has `model.vocab_size` rows when the preset sets it (the paper's 32k), else the
+    tokenizer's `vocab_size`.
+    """
     mixer_kwargs = {key: value for key, value in dict(mixer_cfg).items() if key != "name"}
     return DecoderLM(
-        vocab_size=vocab_size,
+        vocab_size=model_cfg.get("vocab_size") or vocab_size,
         d_model=model_cfg["d_model"],
         n_layers=model_cfg["n_layers"],
         n_heads=model_cfg["n_heads"],

@@ -1,4 +1,4 @@
-"""The interdomain attention op: one definition, several backends (`scan`, `chunk`).
+"""The interdomain attention op: one definition, three backends (`scan`, `chunk`, `fft`).
 
 Per head, with feature-mapped queries q_t (R), normalized keys k_t (R), values v_t (P) and a
 complex diagonal recurrence of M modes (lam = exp(log_lam), discretized input b, read-out c):
@@ -15,9 +15,10 @@ import torch
 
 from .chunk import chunk
 from .common import check_inputs, complex_dtype
+from .fft import fft
 from .scan import scan, scan_step
 
-BACKENDS = ("chunk", "scan")
+BACKENDS = ("chunk", "fft", "scan")
 
 __all__ = ["BACKENDS", "interdomain_attention", "scan_step"]
 
@@ -58,6 +59,8 @@ def interdomain_attention(
             initial_state = initial_state.to(cdtype)
         if backend == "scan":
             o, state = scan(q, k, v, log_lam, b, c, initial_state)
+        elif backend == "fft":
+            o, state = fft(q, k, v, log_lam, b, c, initial_state)
         else:
             o, state = chunk(q, k, v, log_lam, b, c, initial_state, chunk_size)
 

@@ -23,7 +23,7 @@ from .common import lag_kernel, lam_powers
 def chunk(q, k, v, log_lam, b, c, initial_state, chunk_size):
     """Shapes as in `interdomain_attention`; returns (o, final_state)."""
     batch, heads, length, rank = q.shape
-    value_dim, state_dim = v.shape[-1], log_lam.shape[-1]
+    value_dim = v.shape[-1]
     C = chunk_size
     n_chunks = max(1, math.ceil(length / C))
     pad = n_chunks * C - length
@@ -40,19 +40,7 @@ def chunk(q, k, v, log_lam, b, c, initial_state, chunk_size):
     T = lag_kernel(log_lam, b, c, C)[:, lag.clamp(min=0)] * (lag >= 0)[None, :, :, None]  # (h, C, C, M)
 
     # 3. state entering each chunk, by a serial pass over chunks
-    decay_to_end = lam_powers(log_lam, C - 1 - idx) * b[:, None, :]       # (h, C, M): lam^{C-1-j} b
-    chunk_update = torch.einsum("hjm,bhnjc->bhnmc", decay_to_end, z)      # (b, h, n, M, R+P)
-    lam_chunk = torch.exp(C * log_lam)[..., None]                         # (h, M, 1)
-    state = initial_state
-    if state is None:
-        state = z.new_zeros(batch, heads, state_dim, rank + value_dim)
-    states_in = []
-    for n in range(n_chunks):
-        states_in.append(state)
-        state = lam_chunk * state + chunk_update[:, :, n]
-    X_in = torch.stack(states_in, dim=2)                                  # (b, h, n, M, R+P)
-    if pad:
-        state = _tail_state(X_in[:, :, -1], z[:, :, -1, : C - pad], log_lam, b)
+    X_in, state = chunk_states(z, log_lam, b, initial_state, length)      # (b, h, n, M, R+P)
 
     # 4. a_t = U_t q_t: intra-chunk part plus the carried state's part
     lam_next = lam_powers(log_lam, idx + 1)                               # (h, C, M): lam^{i+1}
@@ -69,6 +57,30 @@ def chunk(q, k, v, log_lam, b, c, initial_state, chunk_size):
 
     o = o.reshape(batch, heads, n_chunks * C, value_dim)[:, :, :length]
     return o, state
+
+
+def chunk_states(z, log_lam, b, initial_state, length):
+    """Return the state entering each chunk `(batch, heads, n_chunks, M, width)` and the final state.
+
+    z `(batch, heads, n_chunks, C, width)` complex, zero-padded after `length` tokens.
+    """
+    batch, heads, n_chunks, C, width = z.shape
+    idx = torch.arange(C, device=z.device)
+    decay_to_end = lam_powers(log_lam, C - 1 - idx) * b[:, None, :]       # (h, C, M): lam^{C-1-j} b
+    chunk_update = torch.einsum("hjm,bhnjc->bhnmc", decay_to_end, z)      # (b, h, n, M, width)
+    lam_chunk = torch.exp(C * log_lam)[..., None]                         # (h, M, 1)
+    state = initial_state
+    if state is None:
+        state = z.new_zeros(batch, heads, log_lam.shape[-1], width)
+    states_in = []
+    for n in range(n_chunks):
+        states_in.append(state)
+        state = lam_chunk * state + chunk_update[:, :, n]
+    X_in = torch.stack(states_in, dim=2)
+    tail = length - (n_chunks - 1) * C
+    if tail < C:
+        state = _tail_state(X_in[:, :, -1], z[:, :, -1, :tail], log_lam, b)
+    return X_in, state
 
 
 def _tail_state(state_in, z_tail, log_lam, b):

@@ -112,7 +112,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
         "context_length": cfg.model.context_length,
         "batch_size": cfg.data.batch_size,
         "n_params": n_params,
-        "state_size_per_layer": model.state_size_per_layer(),
+        "state_size_per_layer": model.state_size_per_layer(cfg.model.context_length),
         "train_loss": throughput.last_train_loss,
         **module.val_metrics,
         "val_unigram_bpb": datamodule.split_unigram_bits["validation"],
