@@ -23,7 +23,8 @@ def test_cube_has_eight_corners_and_softmax():
 @pytest.mark.slow
 @pytest.mark.parametrize("cell", CUBE_CELLS)
 def test_cube_cell_trains_20_steps(cell, tmp_path):
-    result = subprocess.run([IDATTN, "train", f"recipe={cell}", "trainer.max_steps=20", "optim.warmup_steps=5"],
+    result = subprocess.run([IDATTN, "train", f"recipe={cell}", "trainer.max_steps=20", "optim.warmup_steps=5",
+                             "model.n_layers=2"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
     with (tmp_path / "results" / "runs.csv").open(newline="") as file:

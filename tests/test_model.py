@@ -12,14 +12,16 @@ from idattn_cli.training.module import LMModule, warmup_cosine
 OPTIM = dict(lr=3e-3, min_lr=1e-5, ssm_lr_cap=1e-3, weight_decay=0.1, betas=[0.9, 0.95], eps=1e-8, warmup_steps=10)
 
 
-def make_model(dtype=torch.float32, n_layers=2):
+def make_model(dtype=torch.float32, n_layers=2, mixer="interdomain"):
     torch.manual_seed(0)
-    return DecoderLM(vocab_size=256, d_model=32, n_layers=n_layers, n_heads=2, mixer="interdomain",
-                     mixer_kwargs=dict(state_dim=4, chunk_size=16), ffn_multiple_of=32).to(dtype)
+    mixer_kwargs = {} if mixer == "softmax" else dict(state_dim=4, chunk_size=16)
+    return DecoderLM(vocab_size=256, d_model=32, n_layers=n_layers, n_heads=2, mixer=mixer,
+                     mixer_kwargs=mixer_kwargs, ffn_multiple_of=32).to(dtype)
 
 
-def test_token_by_token_decode_matches_forward():
-    model = make_model(torch.float64)
+@pytest.mark.parametrize("mixer", ["interdomain", "s4d", "softmax"])
+def test_token_by_token_decode_matches_forward(mixer):
+    model = make_model(torch.float64, mixer=mixer)
     tokens = torch.randint(0, 256, (2, 29), generator=torch.Generator().manual_seed(0))
     logits, _ = model(tokens)
     states, steps = None, []
@@ -49,7 +51,7 @@ def test_swiglu_width_and_residual_init():
 
 
 def test_unknown_mixer_raises():
-    with pytest.raises(ValueError, match="unknown mixer 'nope'; valid mixers: interdomain"):
+    with pytest.raises(ValueError, match="unknown mixer 'nope'; valid mixers: interdomain, s4d, softmax"):
         DecoderLM(256, 32, 1, 2, "nope")
 
 
@@ -68,6 +70,13 @@ def test_optimizer_groups_cover_parameters_once():
     assert groups["no_decay"]["weight_decay"] == 0.0
     assert id(model.blocks[0].mixer.ssm.C) in ssm_ids
     assert id(model.blocks[0].mixer.k_norm.bias) in ssm_ids
+
+
+def test_s4d_readout_weight_is_an_ssm_parameter():
+    model = make_model(mixer="s4d")
+    ssm_ids = {id(p) for p in model.ssm_parameters()}
+    assert id(model.blocks[0].mixer.readout_weight) in ssm_ids
+    assert model.blocks[0].mixer.q_proj is None
 
 
 def test_warmup_cosine_schedule():
