@@ -100,7 +100,7 @@ def info_table(row: dict) -> Table:
     table.add_row("parameters", f"{row['n_params']:,}")
     table.add_row(f"state per layer (reals, {context}-token context)", f"{row['state_size_per_layer']:,}")
     table.add_row("state, all layers (reals)", f"{row['state_size']:,}")
-    table.add_row("state per context token (reals)", f"{row['state_size_per_token']:,.1f}")
+    table.add_row("state, all layers, per context token (reals)", f"{row['state_size_per_token']:,.1f}")
     table.add_row(f"forward FLOPs per token ({context}-token context)", f"{row['flops_per_token_forward']:,}")
     table.add_row(f"decode FLOPs per token (at {context})", f"{row['flops_per_token_decode']:,}")
     if "flops_per_token_decode_forming_y" in row:
@@ -115,6 +115,7 @@ def run_summary(row: dict) -> Table:
     table.add_column("value", justify="right", overflow="fold")
     entries = [
         ("model / mixer", f"{row['model']} / {row['mixer']}"),
+        ("recipe", row["recipe"] or "-"),
         ("parameters", f"{row['n_params']:,}"),
         ("state per layer (reals)", f"{row['state_size_per_layer']:,}"),
         ("steps", f"{row['steps']:,}"),

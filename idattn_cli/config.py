@@ -137,6 +137,7 @@ def validate_config(cfg: DictConfig) -> None:
     if vocab is not None and vocab < cfg.tokenizer.vocab_size:
         raise UserError(f"model.vocab_size={vocab} is smaller than the tokenizer's vocabulary "
                         f"({cfg.tokenizer.vocab_size}); set model.vocab_size=null to use the tokenizer's")
+    _validate_mixer_sizes(cfg.mixer, head_dim=cfg.model.d_model // max(1, cfg.model.n_heads))
     groups = cfg.mixer.get("kv_groups")
     if groups is not None and (not isinstance(groups, int) or groups < 1 or cfg.model.n_heads % groups):
         raise UserError(f"invalid value {groups!r} for mixer.kv_groups; set it to a divisor of "
@@ -146,3 +147,24 @@ def validate_config(cfg: DictConfig) -> None:
     if cfg.model.d_model % cfg.model.n_heads:
         raise UserError(f"model.d_model={cfg.model.d_model} is not divisible by model.n_heads={cfg.model.n_heads}; "
                         "choose n_heads that divides d_model")
+
+
+def _validate_mixer_sizes(mixer: DictConfig, head_dim: int) -> None:
+    feature_dim = mixer.get("feature_dim")
+    if feature_dim is not None and (not isinstance(feature_dim, int) or isinstance(feature_dim, bool) or feature_dim < 1):
+        raise UserError(f"invalid value {feature_dim!r} for mixer.feature_dim; set it to a positive integer, "
+                        "or null for the head dimension")
+    if mixer.get("feature_map") == "random_fourier" and mixer.get("random_feature_kind") == "trig" \
+            and feature_dim is not None and feature_dim % 2:
+        raise UserError(f"mixer.feature_dim={feature_dim} is odd, but trig random features need an even "
+                        "feature_dim; set an even value")
+    rope_width = feature_dim if feature_dim is not None else head_dim
+    if mixer.get("rope", mixer.name == "softmax") and rope_width % 2:
+        raise UserError(f"the RoPE width {rope_width} (mixer.feature_dim, or d_model / n_heads) is odd, but "
+                        "RoPE rotates pairs of channels; make it even or set mixer.rope=false")
+    dt_min, dt_max = mixer.get("dt_min"), mixer.get("dt_max")
+    if dt_min is not None and dt_max is not None:
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (dt_min, dt_max)) \
+                or not 0 < dt_min <= dt_max:
+            raise UserError(f"invalid step range mixer.dt_min={dt_min!r}, mixer.dt_max={dt_max!r}; "
+                            "set 0 < dt_min <= dt_max (e.g. 1e-3 and 1e-1)")

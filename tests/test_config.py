@@ -68,9 +68,20 @@ def test_command_line_overrides_recipe():
     ("mixer.rope=maybe", "invalid value 'maybe' for mixer.rope; set it to true or false"),
     ("mixer.kv_groups=3", "invalid value 3 for mixer.kv_groups; set it to a divisor of model.n_heads=4"),
     ("model.vocab_size=100", "model.vocab_size=100 is smaller than the tokenizer's vocabulary (256)"),
+    ("mixer.feature_dim=0", "invalid value 0 for mixer.feature_dim; set it to a positive integer"),
+    ("mixer.feature_dim=-4", "invalid value -4 for mixer.feature_dim"),
+    ("mixer.feature_dim=5", "the RoPE width 5 (mixer.feature_dim, or d_model / n_heads) is odd"),
+    ("mixer.dt_min=1", "invalid step range mixer.dt_min=1, mixer.dt_max=0.1"),
 ])
 def test_bad_overrides_give_one_line_errors(override, message):
     with pytest.raises(UserError) as error:
         compose_config([override])
     assert message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_trig_features_need_even_width():
+    overrides = ["mixer.feature_map=random_fourier", "mixer.random_feature_kind=trig", "mixer.feature_dim=3",
+                 "mixer.rope=false"]
+    with pytest.raises(UserError, match="trig random features need an even feature_dim"):
+        compose_config(overrides)

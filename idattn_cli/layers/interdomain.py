@@ -25,6 +25,7 @@ Switches (constructor arguments, and keys of conf/mixer/interdomain.yaml):
   kv_groups       number of (U, Gamma) memories; n_heads / kv_groups query heads read each one
   short_conv      causal depthwise conv on the query and the key half (with readout=linear, on the
                   key and value halves)
+  backend         chunk (training) | fft | scan (decoding), computation forms of the same op
 """
 
 from dataclasses import dataclass

@@ -73,6 +73,11 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
         log.warning("optim.warmup_steps=%d >= trainer.max_steps=%d, so the learning rate never reaches "
                     "optim.lr; set optim.warmup_steps lower for short runs", cfg.optim.warmup_steps,
                     cfg.trainer.max_steps)
+    vocab = cfg.model.get("vocab_size")
+    if vocab is not None and vocab > cfg.tokenizer.vocab_size:
+        log.warning("model.vocab_size=%d is larger than the %s tokenizer's %d tokens, so the extra embedding "
+                    "and output rows are never used as inputs or targets", vocab, cfg.tokenizer.name,
+                    cfg.tokenizer.vocab_size)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     tokenizer = build_tokenizer(cfg.tokenizer)
@@ -92,7 +97,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
     trainer.fit(module, datamodule=datamodule)
     train_seconds = time.perf_counter() - started
 
-    trainer.limit_val_batches = 1.0  # the reported numbers use the whole validation split
+    trainer.limit_val_batches = cfg.trainer.final_limit_val_batches
     trainer.validate(module, datamodule=datamodule, verbose=False)
     checkpoint = output_dir / "checkpoints" / "last.ckpt"
     trainer.save_checkpoint(checkpoint)
@@ -125,6 +130,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
         "checkpoint": str(checkpoint),
         "git_revision": provenance.git_revision(),
         **provenance.versions(),
+        "mixer_config": json.dumps(OmegaConf.to_container(cfg.mixer), sort_keys=True),
         "overrides": " ".join(overrides or []),
         "config": json.dumps(OmegaConf.to_container(cfg), sort_keys=True),
     }
