@@ -8,17 +8,17 @@ import torch
 TOLERANCES = {torch.float64: 1e-10, torch.float32: 1e-4, torch.bfloat16: 2e-2}
 
 
-def assert_close(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype, what: str = "") -> None:
+def assert_close(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype, label: str = "") -> None:
     """float64: max |actual - expected| <= 1e-10. Lower precision: max error / max |expected| <= tol."""
     actual, expected = actual.double(), expected.double()
-    assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
-    assert torch.isfinite(actual).all(), f"{what}: non-finite values"
+    assert actual.shape == expected.shape, f"{label}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    assert torch.isfinite(actual).all(), f"{label}: non-finite values"
     error = (actual - expected).abs().max().item() if actual.numel() else 0.0
     if dtype == torch.float64:
-        assert error <= TOLERANCES[dtype], f"{what}: max abs error {error:.3e} > {TOLERANCES[dtype]:.0e}"
+        assert error <= TOLERANCES[dtype], f"{label}: max abs error {error:.3e} > {TOLERANCES[dtype]:.0e}"
     else:
         scale = max(expected.abs().max().item(), 1e-30)
-        assert error / scale <= TOLERANCES[dtype], f"{what}: relative error {error / scale:.3e} > {TOLERANCES[dtype]:.0e}"
+        assert error / scale <= TOLERANCES[dtype], f"{label}: relative error {error / scale:.3e} > {TOLERANCES[dtype]:.0e}"
 
 
 def random_op_inputs(batch=2, heads=2, length=65, rank=8, value_dim=6, state_dim=5, dtype=torch.float64, seed=0):

@@ -19,7 +19,7 @@ def random_input(batch=2, length=37, d_model=48, dtype=torch.float64, seed=1):
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 @pytest.mark.parametrize("d_model,n_heads,state_dim", [(128, 4, 16), (512, 8, 64)])
-def test_output_scale_at_init_does_not_grow_with_position(seed, d_model, n_heads, state_dim):
+def test_init_output_scale_flat_over_position(seed, d_model, n_heads, state_dim):
     torch.manual_seed(seed)
     layer = InterdomainAttention(d_model, n_heads, state_dim=state_dim)
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""Paper-scale presets: parameter counts and state sizes against the paper's table 3, on the meta device."""
+"""Paper-scale presets against table 3 of Kiyohara et al., arXiv:2605.24330, counted on the meta device."""
 
 import pytest
 

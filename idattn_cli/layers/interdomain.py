@@ -134,9 +134,9 @@ class InterdomainAttention(nn.Module):
     def flops_per_token(self, context_length: int) -> dict[str, int]:
         """Estimate the op's FLOPs per token beyond the projections (multiply-add = 2, complex x8 or x4).
 
-        `forward`: the chunk backend in training. `decode`: one scan step, which reads out through
-        associativity in O(M (R+P) + M^2) per memory; `decode_forming_y` is the O(M^2 (R+P)) cost of
-        forming Re(C X_t) first, the figure usually quoted for this layer.
+        `forward` is the chunk backend in training. `decode` is one scan step, which reads out
+        through associativity in O(M (R+P) + M^2) per memory. `decode_forming_y` is the
+        O(M^2 (R+P)) cost of forming Re(C X_t) first, the figure usually quoted for this layer.
         """
         M, R, P, C = self.state_dim, self.feature_dim, self.value_dim, self.chunk_size
         heads, groups = self.n_heads, self.kv_groups

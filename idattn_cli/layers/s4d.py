@@ -1,8 +1,8 @@
 """S4D-only token mixer: the SSM baseline of arXiv:2605.24330, iso-state with interdomain attention.
 
-The same complex S4D core, full read-out C, short convs and input normalization as the interdomain
-layer, but a generic input [a_t ; b_t] (no feature map) and a learned linear read-out over the M
-coefficients instead of the query-conditioned projection:
+It keeps the complex S4D core, full read-out C, short convs and input normalization of the
+interdomain layer. The input is a generic [a_t ; b_t] with no feature map, and a learned linear
+read-out over the M coefficients replaces the query-conditioned projection:
 
     X_t = lam (.) X_{t-1} + B_bar [a~_t ; b~_t]^T,   y_t = Re(C X_t)^T w   (R+P per head),   out = W_O y
 

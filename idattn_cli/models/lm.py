@@ -116,8 +116,8 @@ class DecoderLM(nn.Module):
 def build_model(model_cfg, mixer_cfg, vocab_size: int) -> DecoderLM:
     """Build the LM from the `model` and `mixer` config groups (plain dicts or DictConfigs).
 
-    The embedding has `model.vocab_size` rows when the preset sets it (the paper's 32k), else the
-    tokenizer's `vocab_size`.
+    The embedding has `model.vocab_size` rows when the preset sets it (32,000 at the paper scales),
+    else the tokenizer's `vocab_size`.
     """
     mixer_kwargs = {key: value for key, value in dict(mixer_cfg).items() if key != "name"}
     return DecoderLM(
