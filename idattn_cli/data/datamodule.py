@@ -73,6 +73,12 @@ class PackedTextDataModule(L.LightningDataModule):
         return n_blocks * self.context_length
 
 
+def build_datamodule(data_cfg, tokenizer, context_length: int, seed: int = 0) -> L.LightningDataModule:
+    """Build the datamodule for the `data` config group."""
+    return PackedTextDataModule(data_cfg.name, tokenizer, context_length, data_cfg.batch_size,
+                                data_cfg.num_workers, seed=seed)
+
+
 def unigram_entropy_bits(data: bytes) -> float:
     """Order-0 entropy of a byte string in bits per byte: the loss of the best context-free model."""
     counts = torch.bincount(torch.frombuffer(bytearray(data), dtype=torch.uint8).long(), minlength=256)
@@ -80,4 +86,4 @@ def unigram_entropy_bits(data: bytes) -> float:
     return float(-(p * p.log2()).sum())
 
 
-__all__ = ["BlockDataset", "PackedTextDataModule", "unigram_entropy_bits"]
+__all__ = ["BlockDataset", "PackedTextDataModule", "build_datamodule", "unigram_entropy_bits"]

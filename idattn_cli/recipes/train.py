@@ -11,7 +11,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from .. import provenance
-from ..data.datamodule import PackedTextDataModule
+from ..data.datamodule import build_datamodule
 from ..data.tokenizers import build_tokenizer
 from ..models import build_model
 from ..results.store import append_row
@@ -81,8 +81,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     tokenizer = build_tokenizer(cfg.tokenizer)
-    datamodule = PackedTextDataModule(cfg.data.name, tokenizer, cfg.model.context_length,
-                                      cfg.data.batch_size, cfg.data.num_workers, seed=cfg.seed)
+    datamodule = build_datamodule(cfg.data, tokenizer, cfg.model.context_length, seed=cfg.seed)
     datamodule.setup()
     model = build_model(cfg.model, cfg.mixer, tokenizer.vocab_size)
     module = LMModule(model, cfg.optim, cfg.trainer.max_steps, datamodule.bytes_per_token(),

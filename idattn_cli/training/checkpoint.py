@@ -2,7 +2,6 @@
 
 import torch
 
-from ..data.tokenizers import build_tokenizer
 from ..models import build_model
 
 
@@ -12,7 +11,7 @@ def load_model(path, map_location="cpu"):
     # is needed; load only checkpoints you trust
     checkpoint = torch.load(path, map_location=map_location, weights_only=False)
     config = checkpoint["hyper_parameters"]["config"]
-    vocab_size = build_tokenizer(config["tokenizer"]).vocab_size
+    vocab_size = config["tokenizer"]["vocab_size"]   # no tokenizer load: it may need the hub
     model = build_model(config["model"], config["mixer"], vocab_size)
     weights = {key.removeprefix("model."): value for key, value in checkpoint["state_dict"].items()}
     model.load_state_dict(weights)
