@@ -78,6 +78,61 @@ def train(overrides: list[str] = OVERRIDES, debug: bool = DEBUG) -> None:
 
 
 @app.command()
+def ablate(
+    overrides: list[str] = OVERRIDES,
+    force: bool = typer.Option(False, "--force", help="Train every cell again, even those with rows already."),
+    debug: bool = DEBUG,
+) -> None:
+    """Train the full layer and each variant of one component (component=<name>); rows to results/ablations.csv.
+
+    Components: query_projection, dual_kv_input, rope, feature_map, readout_matrix, state_split, cube.
+    """
+    _setup_logging()
+    overrides = [_prefix_override(o, "component", "ablate.component") for o in overrides or []]
+    if force:
+        overrides.append("ablate.force=true")
+    with _user_errors(debug):
+        from .config import compose_config
+
+        cfg = compose_config(overrides)
+        from .recipes.ablate import ablate as run_ablate
+
+        _quiet_lightning()
+        user_overrides = [o for o in overrides if not o.startswith("ablate.")]
+        rows = run_ablate(cfg, user_overrides, on_cell=_announce_cell)
+    console.print(ablation_table(rows))
+    console.print(f"results: {Path(cfg.paths.results_dir) / 'ablations.csv'}", soft_wrap=True, highlight=False)
+
+
+def _prefix_override(override: str, short: str, full: str) -> str:
+    """Rewrite a short override such as `component=rope` to its config path `ablate.component=rope`."""
+    return full + override[len(short):] if override.startswith(short + "=") else override
+
+
+def _announce_cell(index: int, total: int, cell, status: str) -> None:
+    action = "already in ablations.csv, skipped" if status == "skip" else "training (or reusing a matching run)"
+    logging.getLogger("idattn").info("cell %d/%d %s: %s", index + 1, total, cell.name, action)
+
+
+def ablation_table(rows: list[dict]) -> Table:
+    """Build the summary table of one ablation: each cell's validation numbers and change against the full layer."""
+    show_mixer = len({row["mixer"] for row in rows}) > 1
+    table = Table(title=f"ablation: {rows[0]['component']} (reference: {rows[0]['cell']}, run {rows[0]['run_id']})",
+                  title_justify="left")
+    table.add_column("cell", overflow="fold")
+    if show_mixer:
+        table.add_column("mixer")
+    for name in ("val loss", "ppl", "Δ loss", "Δ ppl"):
+        table.add_column(name, justify="right")
+    table.add_column("status")
+    for row in rows:
+        mixer = [row["mixer"]] if show_mixer else []
+        table.add_row(row["cell"], *mixer, f"{float(row['val_loss']):.4f}", f"{float(row['val_ppl']):.3f}",
+                      f"{float(row['delta_loss']):+.4f}", f"{float(row['delta_ppl']):+.3f}", row["status"])
+    return table
+
+
+@app.command()
 def info(overrides: list[str] = OVERRIDES, debug: bool = DEBUG) -> None:
     """Print parameter count, state size and FLOPs per token of a configured model, without training."""
     _setup_logging()

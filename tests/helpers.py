@@ -42,3 +42,13 @@ def random_op_inputs(batch=2, heads=2, length=65, rank=8, value_dim=6, state_dim
 def random_state(batch=2, heads=2, state_dim=5, width=14, seed=1):
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(batch, heads, state_dim, width, generator=gen, dtype=torch.complex128)
+
+
+def quick_run_overrides(tmp_path) -> list[str]:
+    """Overrides for a training run of a few seconds: one layer, 3 steps, 2 validation batches, files in tmp_path."""
+    return [
+        "model.n_layers=1", "model.context_length=64", "data.batch_size=4",
+        "trainer.max_steps=3", "trainer.val_every_n_steps=3", "trainer.limit_val_batches=2",
+        "trainer.final_limit_val_batches=2", "optim.warmup_steps=1",
+        f"paths.results_dir={tmp_path / 'results'}", f"paths.output_dir={tmp_path / 'outputs'}",
+    ]

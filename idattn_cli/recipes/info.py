@@ -3,14 +3,13 @@
 import torch
 from omegaconf import DictConfig
 
-from ..data.tokenizers import build_tokenizer
 from ..models import build_model
 
 
 def info(cfg: DictConfig) -> dict:
     """Build the model on the meta device and return its parameter count, state size and FLOPs."""
     with torch.device("meta"):
-        model = build_model(cfg.model, cfg.mixer, build_tokenizer(cfg.tokenizer).vocab_size)
+        model = build_model(cfg.model, cfg.mixer, cfg.tokenizer.vocab_size)
     context = cfg.model.context_length
     per_layer = model.state_size_per_layer(context)
     flops = model.flops_per_token(context)

@@ -17,16 +17,9 @@ from ..models import build_model
 from ..results.store import append_row
 from ..training.callbacks import MetricLogger, Throughput
 from ..training.module import LMModule
+from ..training.precision import resolve_precision
 
 log = logging.getLogger("idattn")
-
-
-def resolve_precision(trainer_cfg) -> str:
-    """bf16-mixed on a GPU, 32-true on CPU, unless the config names one."""
-    if trainer_cfg.precision is not None:
-        return str(trainer_cfg.precision)
-    use_gpu = torch.cuda.is_available() and trainer_cfg.accelerator in ("auto", "gpu", "cuda")
-    return "bf16-mixed" if use_gpu else "32-true"
 
 
 def build_trainer(cfg: DictConfig, output_dir: Path, callbacks: list) -> L.Trainer:

@@ -1,0 +1,1 @@
+"""Evaluation of trained models: perplexity by position, and the lm-evaluation-harness adapter."""
