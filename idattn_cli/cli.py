@@ -3,6 +3,7 @@
 Heavy packages (torch, lightning, hydra) are imported inside the commands, so `idattn --help` is fast.
 """
 
+import json
 import logging
 import sys
 import warnings
@@ -55,6 +56,20 @@ def _user_errors(debug: bool):
         raise typer.Exit(code=2) from None
 
 
+def _compose(overrides: list[str]):
+    """Compose and validate the config, then check that its data and tokenizer can be reached.
+
+    The data check imports none of torch, Lightning, datasets or transformers, so an unreachable hub
+    or a missing file is reported within a second or two.
+    """
+    from .config import compose_config
+    from .data.preflight import check_data_access
+
+    cfg = compose_config(overrides)
+    check_data_access(cfg.data, cfg.tokenizer, cfg.paths.data_dir)
+    return cfg
+
+
 @app.callback()
 def _root() -> None:
     """Train and evaluate Interdomain Attention language models; results go to results/*.csv."""
@@ -65,9 +80,7 @@ def train(overrides: list[str] = OVERRIDES, debug: bool = DEBUG) -> None:
     """Train a model (default: tiny interdomain LM on the embedded text) and append a row to results/runs.csv."""
     _setup_logging()
     with _user_errors(debug):
-        from .config import compose_config
-
-        cfg = compose_config(overrides)
+        cfg = _compose(overrides)
         from .recipes.train import train as run_train
 
         _quiet_lightning()
@@ -92,9 +105,7 @@ def ablate(
     if force:
         overrides.append("ablate.force=true")
     with _user_errors(debug):
-        from .config import compose_config
-
-        cfg = compose_config(overrides)
+        cfg = _compose(overrides)
         from .recipes.ablate import ablate as run_ablate
 
         _quiet_lightning()
@@ -133,13 +144,106 @@ def ablation_table(rows: list[dict]) -> Table:
 
 
 @app.command()
+def extrapolate(
+    overrides: list[str] = OVERRIDES,
+    factor: float = typer.Option(None, "--factor", help="Evaluate at 1x and at this multiple of the training context."),
+    factors: str = typer.Option(None, "--factors", help="Comma-separated multiples of the training context, e.g. 1,2,3.5."),
+    run: str = typer.Option(None, "--run", help="Run id to evaluate (default: the newest run of this config, trained first if none)."),
+    debug: bool = DEBUG,
+) -> None:
+    """Score a trained run at multiples of its training context, per position bucket; rows to results/extrapolation.csv."""
+    _setup_logging()
+    overrides = list(overrides or [])
+    with _user_errors(debug):
+        overrides += _extrapolate_options(factor, factors, run)
+        cfg = _compose(overrides)
+        from .recipes.extrapolate import extrapolate as run_extrapolate
+
+        _quiet_lightning()
+        user_overrides = [o for o in overrides if not o.startswith("extrapolate.")]
+        rows = run_extrapolate(cfg, user_overrides)
+    console.print(extrapolation_table(rows))
+    console.print(f"results: {Path(cfg.paths.results_dir) / 'extrapolation.csv'}", soft_wrap=True, highlight=False)
+
+
+def _extrapolate_options(factor: float | None, factors: str | None, run: str | None) -> list[str]:
+    """Translate the extrapolate command's options into config overrides."""
+    from .errors import UserError
+
+    if factor is not None and factors is not None:
+        raise UserError("give either --factor or --factors, not both")
+    chosen = []
+    if factor is not None:
+        chosen = ["1", repr(factor)]
+    elif factors is not None:
+        chosen = [part.strip() for part in factors.split(",") if part.strip()]
+    options = [f"extrapolate.factors=[{','.join(chosen)}]"] if chosen else []
+    if chosen:
+        from .recipes.extrapolate import parse_factors
+
+        parse_factors(chosen)
+    return options + ([f"extrapolate.run={run}"] if run else [])
+
+
+def extrapolation_table(rows: list[dict]) -> Table:
+    """Build the summary table: perplexity per factor and the first, middle and last position buckets."""
+    first = rows[0]
+    table = Table(title=f"run {first['run_id']}: {first['model']} / {first['mixer']}, trained at "
+                        f"{first['train_context']:,} tokens", title_justify="left")
+    for name, justify in [("data", "left"), ("factor", "right"), ("tokens", "right"), ("ppl", "right"),
+                          ("first bucket", "right"), ("last bucket", "right")]:
+        table.add_column(name, justify=justify)
+    for row in rows:
+        buckets = json.loads(row["bucket_ppl"])
+        table.add_row(row["data"], f"{row['factor']:g}x", f"{row['eval_length']:,}", f"{row['ppl']:.3f}",
+                      f"{buckets[0]:.3f}", f"{buckets[-1]:.3f}")
+    return table
+
+
+@app.command("eval")
+def evaluate(
+    overrides: list[str] = OVERRIDES,
+    run: str = typer.Option(None, "--run", help="Run id to evaluate (default: the newest run of this config, trained first if none)."),
+    debug: bool = DEBUG,
+) -> None:
+    """Validation perplexity and lm-evaluation-harness tasks of a trained run; rows to results/eval.csv."""
+    _setup_logging()
+    overrides = list(overrides or []) + ([f"eval.run={run}"] if run else [])
+    with _user_errors(debug):
+        cfg = _compose(overrides)
+        from .recipes.evaluate import eval_table
+        from .recipes.evaluate import evaluate as run_evaluate
+
+        _quiet_lightning()
+        user_overrides = [o for o in overrides if not o.startswith("eval.")]
+        rows = run_evaluate(cfg, user_overrides)
+    console.print(eval_table(rows))
+    console.print(f"results: {Path(cfg.paths.results_dir) / 'eval.csv'}", soft_wrap=True, highlight=False)
+
+
+@app.command()
+def prefetch(overrides: list[str] = OVERRIDES, debug: bool = DEBUG) -> None:
+    """Download the configured hub dataset and tokenizer into paths.data_dir for later offline runs."""
+    _setup_logging()
+    with _user_errors(debug):
+        cfg = _compose(overrides)
+        from .recipes.prefetch import prefetch as run_prefetch
+
+        downloads = run_prefetch(cfg)
+    if not downloads:
+        console.print("nothing to download: the configured data and tokenizer need no hub", highlight=False)
+    for choice, folder in downloads:
+        console.print(f"{choice}: {folder}", soft_wrap=True, highlight=False)
+
+
+@app.command()
 def info(overrides: list[str] = OVERRIDES, debug: bool = DEBUG) -> None:
     """Print parameter count, state size and FLOPs per token of a configured model, without training."""
     _setup_logging()
     with _user_errors(debug):
         from .config import compose_config
 
-        cfg = compose_config(overrides)
+        cfg = compose_config(overrides)   # info needs neither data nor tokenizer
         from .recipes.info import info as model_info
 
         row = model_info(cfg)

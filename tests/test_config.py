@@ -57,7 +57,7 @@ def test_command_line_overrides_recipe():
     ("model=huge", "invalid choice 'huge' for model; valid choices: 1.3b, 125m, 350m, 760m, small, tiny"),
     ("recipe=nah", "invalid choice 'nah' for recipe; valid choices: cube_dualkv_linear,"),
     ("model.foo=1", "unknown config key 'model.foo'; valid keys under 'model': context_length, d_model"),
-    ("foo=1", "unknown config key 'foo'; valid keys at the top level: data, mixer"),
+    ("foo=1", "unknown config key 'foo'; valid keys at the top level: ablate, data, eval, extrapolate, mixer"),
     ("trainer.max_steps=abc", "invalid value 'abc' for trainer.max_steps; set it to a positive integer"),
     ("trainer.max_steps=0", "invalid value 0 for trainer.max_steps; set it to a positive integer"),
     ("optim.lr=-1", "invalid value -1 for optim.lr; set it to a positive number"),

@@ -25,3 +25,14 @@ def test_new_column_widens_header_and_keeps_rows(tmp_path):
     assert rows[0] == {"run_id": "a", "val_loss": "1.5", "val_bpb": ""}
     assert rows[1] == {"run_id": "b", "val_loss": "", "val_bpb": "0.9"}
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_new_file_has_default_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = append_row(tmp_path / "runs.csv", {"a": 1})
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644

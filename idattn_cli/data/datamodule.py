@@ -1,39 +1,38 @@
-"""Packing datamodule: documents -> one token stream -> blocks of context_length + 1 tokens.
+"""Datamodules: documents -> one token stream -> blocks of context_length + 1 tokens.
 
-Each block gives inputs block[:-1] and targets block[1:]. Consecutive blocks share one token (the last
-target of one is the first input of the next), so every target token is scored once per epoch. Documents are joined with a blank line, which the byte tokenizer encodes
-as ordinary bytes (it has no end-of-document token).
+`build_datamodule` picks one per `data` config. Sources with `streaming: true` (hub datasets, and large
+local corpora) get the streaming datamodule in streaming.py. The others (`embedded`, and `local` by
+default) are tokenized into memory here and served as map-style blocks, shuffled per epoch from the
+seed. Both pack documents as packing.py describes: joined by the tokenizer's eos token, or by a blank
+line when it has none, with a one-token overlap between consecutive blocks.
 """
+
+from functools import partial
+from pathlib import Path
+from typing import Callable, Iterable
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+from ..errors import UserError
 from . import embedded
+from .packing import DOCUMENT_SEPARATOR, BlockDataset, encode_documents, unigram_entropy_bits
+from .sources import load_documents
+from .streaming import StreamingTextDataModule
 
 SOURCES = {"embedded": embedded.load_split}
-DOCUMENT_SEPARATOR = "\n\n"
-
-
-class BlockDataset(Dataset):
-    """Non-overlapping blocks of `block_size` tokens from a 1-D token tensor, tail dropped."""
-
-    def __init__(self, tokens: torch.Tensor, block_size: int):
-        self.tokens, self.block_size = tokens, block_size
-        self.stride = block_size - 1   # the last target of one block is the first input of the next
-
-    def __len__(self):
-        return max(0, (len(self.tokens) - 1) // self.stride)
-
-    def __getitem__(self, index):
-        start = index * self.stride
-        return self.tokens[start : start + self.block_size]
 
 
 class PackedTextDataModule(L.LightningDataModule):
-    def __init__(self, source: str, tokenizer, context_length: int, batch_size: int, num_workers: int = 0, seed: int = 0):
+    """Both splits tokenized into memory. `source` is "embedded" or a function split -> documents."""
+
+    def __init__(self, source: str | Callable[[str], Iterable[str]], tokenizer, context_length: int,
+                 batch_size: int, num_workers: int = 0, seed: int = 0, name: str | None = None):
         super().__init__()
-        self.source, self.tokenizer = source, tokenizer
+        self.load = SOURCES[source] if isinstance(source, str) else source
+        self.name = name or (source if isinstance(source, str) else "local")
+        self.tokenizer = tokenizer
         self.context_length, self.batch_size = context_length, batch_size
         self.num_workers, self.seed = num_workers, seed
         self.splits: dict[str, torch.Tensor] = {}
@@ -42,9 +41,12 @@ class PackedTextDataModule(L.LightningDataModule):
 
     def prepare_split(self, split: str) -> torch.Tensor:
         if split not in self.splits:
-            text = DOCUMENT_SEPARATOR.join(SOURCES[self.source](split))
-            self.splits[split] = torch.tensor(self.tokenizer.encode(text), dtype=torch.long)
-            data = text.encode("utf-8")
+            tokens, data = encode_documents(self.load(split), self.tokenizer)
+            if len(tokens) < self.context_length + 1:
+                raise UserError(f"the {split} split of data={self.name} has {len(tokens)} tokens, fewer than "
+                                f"model.context_length + 1 = {self.context_length + 1}; add documents or lower "
+                                "model.context_length")
+            self.splits[split] = torch.tensor(tokens, dtype=torch.long)
             self.split_bytes[split] = len(data)
             self.split_unigram_bits[split] = unigram_entropy_bits(data)
         return self.splits[split]
@@ -73,17 +75,22 @@ class PackedTextDataModule(L.LightningDataModule):
         return n_blocks * self.context_length
 
 
-def build_datamodule(data_cfg, tokenizer, context_length: int, seed: int = 0) -> L.LightningDataModule:
-    """Build the datamodule for the `data` config group."""
-    return PackedTextDataModule(data_cfg.name, tokenizer, context_length, data_cfg.batch_size,
-                                data_cfg.num_workers, seed=seed)
+def build_datamodule(data_cfg, tokenizer, context_length: int, seed: int = 0,
+                     data_dir: str | Path | None = None) -> L.LightningDataModule:
+    """Build the datamodule for the `data` config group.
+
+    `data_dir` is `paths.data_dir`, where `idattn prefetch` stores hub datasets; None ignores those copies.
+    """
+    if data_cfg.get("streaming"):
+        return StreamingTextDataModule(data_cfg, tokenizer, context_length, data_cfg["batch_size"],
+                                       data_cfg["num_workers"], seed=seed, data_dir=data_dir)
+    if data_cfg["name"] in SOURCES:
+        source = data_cfg["name"]
+    else:
+        source = partial(load_documents, data_cfg, data_dir=data_dir)
+    return PackedTextDataModule(source, tokenizer, context_length, data_cfg["batch_size"], data_cfg["num_workers"],
+                                seed=seed, name=data_cfg["name"])
 
 
-def unigram_entropy_bits(data: bytes) -> float:
-    """Order-0 entropy of a byte string in bits per byte: the loss of the best context-free model."""
-    counts = torch.bincount(torch.frombuffer(bytearray(data), dtype=torch.uint8).long(), minlength=256)
-    p = counts[counts > 0].double() / len(data)
-    return float(-(p * p.log2()).sum())
-
-
-__all__ = ["BlockDataset", "PackedTextDataModule", "build_datamodule", "unigram_entropy_bits"]
+__all__ = ["BlockDataset", "DOCUMENT_SEPARATOR", "PackedTextDataModule", "StreamingTextDataModule",
+           "build_datamodule", "unigram_entropy_bits"]

@@ -159,6 +159,7 @@ def _ablation_row(component: str, cell: Cell, key: str, run: dict, reference: di
     return {
         "ablation_id": provenance.new_run_id(),
         "timestamp": provenance.utc_timestamp(),
+        "command": "ablate",
         "component": component,
         "cell": cell.name,
         "cell_overrides": " ".join(cell.overrides),

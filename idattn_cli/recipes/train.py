@@ -58,10 +58,7 @@ def recipe_name(overrides: list[str] | None) -> str:
 def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
     """Train the configured model and return the results row (also appended to runs.csv)."""
     run_id = provenance.new_run_id()
-    output_dir = Path(cfg.paths.output_dir) / run_id
-    output_dir.mkdir(parents=True, exist_ok=True)
     cfg.trainer.precision = resolve_precision(cfg.trainer)  # saved and recorded as actually used
-    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     if cfg.optim.warmup_steps >= cfg.trainer.max_steps:
         log.warning("optim.warmup_steps=%d >= trainer.max_steps=%d, so the learning rate never reaches "
                     "optim.lr; set optim.warmup_steps lower for short runs", cfg.optim.warmup_steps,
@@ -73,9 +70,14 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
                     cfg.tokenizer.vocab_size)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    tokenizer = build_tokenizer(cfg.tokenizer)
-    datamodule = build_datamodule(cfg.data, tokenizer, cfg.model.context_length, seed=cfg.seed)
+    tokenizer = build_tokenizer(cfg.tokenizer, cfg.paths.data_dir)
+    datamodule = build_datamodule(cfg.data, tokenizer, cfg.model.context_length, seed=cfg.seed,
+                                  data_dir=cfg.paths.data_dir)
     datamodule.setup()
+    # the run folder appears only once the data is in hand, so a data error leaves no empty folder
+    output_dir = Path(cfg.paths.output_dir) / run_id
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     model = build_model(cfg.model, cfg.mixer, tokenizer.vocab_size)
     module = LMModule(model, cfg.optim, cfg.trainer.max_steps, datamodule.bytes_per_token(),
                       config=OmegaConf.to_container(cfg))

@@ -41,6 +41,7 @@ def _read_header(path: Path) -> list[str] | None:
 def _write_atomic(path: Path, header: list[str], rows: list[dict], new_row: dict) -> None:
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp creates 0600; a results file is as readable as any other
         with os.fdopen(handle, "w", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=header)
             writer.writeheader()
@@ -50,3 +51,9 @@ def _write_atomic(path: Path, header: list[str], rows: list[dict], new_row: dict
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
