@@ -36,12 +36,6 @@ def _setup_logging() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
-def _quiet_lightning() -> None:
-    """Drop Lightning's INFO banners (devices, tips). Call after importing lightning: its import sets INFO."""
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
 @contextmanager
 def _user_errors(debug: bool):
     """Turn a UserError into one line on stderr and exit status 2 (a traceback with --debug)."""
@@ -83,7 +77,6 @@ def train(overrides: list[str] = OVERRIDES, debug: bool = DEBUG) -> None:
         cfg = _compose(overrides)
         from .recipes.train import train as run_train
 
-        _quiet_lightning()
         row = run_train(cfg, overrides)
     console.print(run_summary(row))
     console.print(f"checkpoint: {row['checkpoint']}", soft_wrap=True, highlight=False)
@@ -108,7 +101,6 @@ def ablate(
         cfg = _compose(overrides)
         from .recipes.ablate import ablate as run_ablate
 
-        _quiet_lightning()
         user_overrides = [o for o in overrides if not o.startswith("ablate.")]
         rows = run_ablate(cfg, user_overrides, on_cell=_announce_cell)
     console.print(ablation_table(rows))
@@ -159,7 +151,6 @@ def extrapolate(
         cfg = _compose(overrides)
         from .recipes.extrapolate import extrapolate as run_extrapolate
 
-        _quiet_lightning()
         user_overrides = [o for o in overrides if not o.startswith("extrapolate.")]
         rows = run_extrapolate(cfg, user_overrides)
     console.print(extrapolation_table(rows))
@@ -214,7 +205,6 @@ def evaluate(
         from .recipes.evaluate import eval_table
         from .recipes.evaluate import evaluate as run_evaluate
 
-        _quiet_lightning()
         user_overrides = [o for o in overrides if not o.startswith("eval.")]
         rows = run_evaluate(cfg, user_overrides)
     console.print(eval_table(rows))

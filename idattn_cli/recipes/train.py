@@ -21,6 +21,11 @@ from ..training.precision import resolve_precision
 
 log = logging.getLogger("idattn")
 
+# Lightning's import sets its loggers to INFO (device banners, tips, checkpoint-loading notes), so
+# they are turned down here, after that import, wherever this module is first imported.
+for _name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
 
 def build_trainer(cfg: DictConfig, output_dir: Path, callbacks: list) -> L.Trainer:
     t = cfg.trainer
