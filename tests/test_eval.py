@@ -81,7 +81,7 @@ def test_eval_rows_land_in_csv(evaluated):
     for column in ("eval_id", "timestamp", "run_id", "task", "metric", "value", "stderr", "reported",
                    "task_version", "num_fewshot", "n_samples", "limit", "batch_size", "max_length", "model",
                    "mixer", "data", "tokenizer", "seed", "git_revision", "torch_version", "lm_eval_version",
-                   "eval_settings", "run_config"):
+                   "eval_settings", "config"):
         assert column in written[0], column
     (run,) = read_csv(results / "runs.csv")
     assert {row["run_id"] for row in written} == {run["run_id"]}

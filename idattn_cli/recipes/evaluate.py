@@ -65,6 +65,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> list[dict]:
         rows += task_rows(model, tokenizer, manager, settings)
 
     identity, context = _shared_columns(run, run_config, settings)
+    context["overrides"] = " ".join(overrides or [])
     full_rows = [{**identity, **{key: row.get(key) for key in METRIC_COLUMNS}, **context} for row in rows]
     path = Path(cfg.paths.results_dir) / "eval.csv"
     for row in full_rows:
@@ -191,7 +192,7 @@ def _shared_columns(run, run_config: dict, settings: dict) -> tuple[dict, dict]:
         **provenance.versions(),
         "lm_eval_version": metadata.version("lm_eval"),
         "eval_settings": json.dumps(settings, sort_keys=True),
-        "run_config": json.dumps(run_config, sort_keys=True),
+        "config": json.dumps(run_config, sort_keys=True),   # the evaluated run's config, as in the other CSVs
     }
     return identity, context
 
