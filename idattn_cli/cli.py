@@ -227,6 +227,41 @@ def prefetch(overrides: list[str] = OVERRIDES, debug: bool = DEBUG) -> None:
 
 
 @app.command()
+def results(
+    table: str = typer.Argument("runs", help="runs, ablations, extrapolation, eval or recall."),
+    where: list[str] = typer.Option(None, "--where", help="Keep rows where column=value; repeat for several."),
+    fmt: str = typer.Option("table", "--format", help="table, markdown, latex or csv."),
+    out: Path = typer.Option(None, "--out", help="Write the rendered table to this file instead of the terminal."),
+    plot: bool = typer.Option(False, "--plot", help="Also save PNG and SVG figures (into --plot-dir)."),
+    plot_dir: Path = typer.Option(Path("results/plots"), "--plot-dir", help="Folder for the figures."),
+    paper: bool = typer.Option(False, "--paper", help="Show the paper's reported numbers beside yours."),
+    metric: str = typer.Option("val_ppl", "--metric", help="runs table only: val_ppl, val_loss or val_bpb."),
+    results_dir: Path = typer.Option(Path("results"), "--results-dir", help="Folder of the results CSVs."),
+    debug: bool = DEBUG,
+) -> None:
+    """Render a results CSV as the paper lays it out: terminal table, Markdown, LaTeX or CSV, and figures."""
+    with _user_errors(debug):
+        from .errors import UserError
+        from .results.render import FORMATS, render_text, rich_table
+        from .results.report import summary, write_plots
+
+        if fmt not in FORMATS:
+            raise UserError(f"invalid format {fmt!r}; valid formats: {', '.join(FORMATS)}")
+        title, frame, rows = summary(table, results_dir, where or [], paper=paper, metric=metric)
+        figures = write_plots(table, rows, plot_dir) if plot else []
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(render_text(frame, title, fmt, width=console.width))
+        console.print(f"table written to {out}", highlight=False, soft_wrap=True)
+    elif fmt == "table":
+        console.print(rich_table(frame, title))
+    else:
+        console.print(render_text(frame, title, fmt), markup=False, highlight=False, soft_wrap=True)
+    for figure in figures:
+        console.print(f"figure: {figure}", highlight=False, soft_wrap=True)
+
+
+@app.command()
 def info(overrides: list[str] = OVERRIDES, debug: bool = DEBUG) -> None:
     """Print parameter count, state size and FLOPs per token of a configured model, without training."""
     _setup_logging()
