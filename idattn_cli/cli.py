@@ -30,7 +30,9 @@ console = Console()
 
 
 def _setup_logging() -> None:
-    handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=True)
+    # a log written to a file is not wrapped at 80 columns, so each metric line stays one greppable line
+    log_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=200)
+    handler = RichHandler(console=log_console, show_path=False, show_time=True)
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler], force=True)
     logging.getLogger("idattn").setLevel(logging.INFO)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
@@ -168,6 +170,8 @@ def _extrapolate_options(factor: float | None, factors: str | None, run: str | N
         chosen = ["1", repr(factor)]
     elif factors is not None:
         chosen = [part.strip() for part in factors.split(",") if part.strip()]
+        if not chosen:
+            raise UserError(f"invalid --factors {factors!r}; give comma-separated numbers, e.g. --factors 1,2,3.5")
     options = [f"extrapolate.factors=[{','.join(chosen)}]"] if chosen else []
     if chosen:
         from .recipes.extrapolate import parse_factors
@@ -177,11 +181,11 @@ def _extrapolate_options(factor: float | None, factors: str | None, run: str | N
 
 
 def extrapolation_table(rows: list[dict]) -> Table:
-    """Build the summary table: perplexity per factor and the first, middle and last position buckets."""
+    """Build the summary table: perplexity per factor, and in the first and last position buckets."""
     first = rows[0]
     table = Table(title=f"run {first['run_id']}: {first['model']} / {first['mixer']}, trained at "
                         f"{first['train_context']:,} tokens", title_justify="left")
-    for name, justify in [("data", "left"), ("factor", "right"), ("tokens", "right"), ("ppl", "right"),
+    for name, justify in [("data", "left"), ("factor", "right"), ("length", "right"), ("ppl", "right"),
                           ("first bucket", "right"), ("last bucket", "right")]:
         table.add_column(name, justify=justify)
     for row in rows:

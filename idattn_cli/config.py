@@ -119,6 +119,10 @@ _CHECKS = {
 }
 
 
+# Lightning 2's precision names; fp8 and the plugin-based ones need a custom Trainer, which idattn does not build
+PRECISIONS = ("32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "16-true", "bf16-true", "64-true", "64")
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise UserError for the first value of the wrong type or out of range."""
     for path, (kind, is_valid, requirement) in _CHECKS.items():
@@ -133,6 +137,10 @@ def validate_config(cfg: DictConfig) -> None:
             typed = is_number and (kind is float or isinstance(value, int))
         if not typed or not is_valid(value):
             raise UserError(f"invalid value {value!r} for {path}; set it to {requirement}")
+    precision = cfg.trainer.get("precision")
+    if precision is not None and str(precision) not in PRECISIONS:
+        raise UserError(f"invalid value {precision!r} for trainer.precision; set it to one of "
+                        f"{', '.join(PRECISIONS)}, or null for bf16-mixed on a GPU and 32-true on CPU")
     vocab = cfg.model.get("vocab_size")
     if vocab is not None and vocab < cfg.tokenizer.vocab_size:
         raise UserError(f"model.vocab_size={vocab} is smaller than the tokenizer's vocabulary "

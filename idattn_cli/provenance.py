@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("idattn", "torch", "lightning", "hydra-core")
+PACKAGES = ("idattn", "torch", "lightning", "hydra-core", "datasets", "transformers", "tokenizers", "lm-eval")
 
 
 def new_run_id() -> str:
@@ -35,6 +35,21 @@ def git_revision() -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return head.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def device_name(device) -> str:
+    """Return the GPU model for a CUDA device, else the CPU model (/proc/cpuinfo on Linux, else the architecture)."""
+    import torch
+
+    if getattr(device, "type", "cpu") == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def versions() -> dict[str, str]:

@@ -85,3 +85,8 @@ def test_trig_features_need_even_width():
                  "mixer.rope=false"]
     with pytest.raises(UserError, match="trig random features need an even feature_dim"):
         compose_config(overrides)
+
+
+def test_invalid_precision_rejected():
+    with pytest.raises(UserError, match="invalid value 'fp8' for trainer.precision"):
+        compose_config(["trainer.precision=fp8"])

@@ -243,3 +243,15 @@ def test_average_matches_paper_table():
     assert average["averaged_tasks"].count(",") == 7
     reported = {(row["task"], row["metric"]) for row in rows if row["reported"]}
     assert reported == set(PAPER_INTERDOMAIN) | {("wikitext", "word_perplexity"), ("wikitext", "bits_per_byte")}
+
+
+def test_unknown_run_id_reported_before_tasks(tmp_path, monkeypatch):
+    """A bad run id is the first error, even when the default hub tasks are unreachable too."""
+    from idattn_cli.config import compose_config
+    from idattn_cli.errors import UserError
+    from idattn_cli.recipes.evaluate import evaluate
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    overrides = [f"paths.results_dir={tmp_path}", "eval.run=nope"]
+    with pytest.raises(UserError, match="run id 'nope' not found"):
+        evaluate(compose_config(overrides), overrides)

@@ -90,3 +90,34 @@ def test_unknown_run_id(tmp_path):
     overrides = quick_run_overrides(tmp_path)
     with pytest.raises(UserError, match="run id 'nope' not found"):
         extrapolate(compose_config(overrides + ["extrapolate.run=nope"]), overrides)
+
+
+def test_invalid_split(tmp_path):
+    overrides = quick_run_overrides(tmp_path)
+    with pytest.raises(UserError, match="invalid value 'test' for extrapolate.split"):
+        extrapolate(compose_config(overrides + ["extrapolate.split=test"]), overrides)
+
+
+def test_data_path_needs_corpus(tmp_path):
+    overrides = quick_run_overrides(tmp_path)
+    with pytest.raises(UserError, match="extrapolate.data, which is unset"):
+        extrapolate(compose_config(overrides + ["extrapolate.data_path=/x.jsonl"]), overrides)
+
+
+def test_unknown_corpus_fails_before_training(tmp_path):
+    overrides = quick_run_overrides(tmp_path)
+    with pytest.raises(UserError, match="extrapolate.data=nosuch: invalid choice 'nosuch' for data"):
+        extrapolate(compose_config(overrides + ["extrapolate.data=[nosuch]"]), overrides)
+    assert not (tmp_path / "results" / "runs.csv").exists()
+
+
+def test_local_corpus_with_data_overrides(tmp_path):
+    corpus = tmp_path / "long.jsonl"
+    text = " ".join(f"word{i}" for i in range(400))
+    corpus.write_text("\n".join(json.dumps({"body": text}) for _ in range(3)) + "\n")
+    overrides = quick_run_overrides(tmp_path)
+    settings = ["extrapolate.data=[local]", f"extrapolate.data_path={corpus}", "extrapolate.max_tokens=512",
+                'extrapolate.data_overrides=["data.text_column=body","data.validation_fraction=0.5"]', "extrapolate.split=validation"]
+    rows = extrapolate(compose_config(overrides + settings), overrides)
+    assert [row["data"] for row in rows] == ["local", "local"]
+    assert rows[0]["device"] == "cpu"

@@ -167,6 +167,8 @@ def _ablation_row(component: str, cell: Cell, key: str, run: dict, reference: di
         "status": run["status"],
         "model": cell_cfg.model.name,
         "mixer": cell_cfg.mixer.name,
+        "data": cell_cfg.data.name,
+        "tokenizer": cell_cfg.tokenizer.name,
         "seed": cell_cfg.seed,
         **metrics,
         "delta_loss": float(metrics["val_loss"]) - float(base["val_loss"]),

@@ -36,7 +36,7 @@ from ..evaluation.lm_eval_adapter import DecoderLMAdapter
 from ..evaluation.perplexity import document_windows, token_losses
 from ..results.store import append_row
 from ..training.checkpoint import load_model
-from .runs import resolve_run
+from .runs import check_run_id, resolve_run, warn_unused_overrides
 
 log = logging.getLogger("idattn")
 
@@ -48,6 +48,8 @@ METRIC_COLUMNS = ("task", "metric", "value", "stderr", "reported", "group", "tas
 def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> list[dict]:
     """Evaluate the run of `cfg` and return the rows appended to results/eval.csv."""
     settings = eval_settings(cfg.eval)
+    check_run_id(cfg.paths.results_dir, cfg.eval.run)
+    warn_unused_overrides(cfg.eval.run, overrides)
     manager = None
     if settings["tasks"]:   # checked before resolve_run, which may train for minutes
         manager = lm_eval_tasks.load_task_manager(settings["tasks"], settings["include_path"])

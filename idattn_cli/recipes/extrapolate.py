@@ -22,7 +22,7 @@ from ..errors import UserError
 from ..evaluation.perplexity import bucket_losses, document_windows, token_losses
 from ..results.store import append_row
 from ..training.checkpoint import load_model
-from .runs import resolve_run
+from .runs import check_run_id, resolve_run, warn_unused_overrides
 
 log = logging.getLogger("idattn")
 
@@ -47,6 +47,14 @@ def extrapolate(cfg: DictConfig, overrides: list[str]) -> list[dict]:
     """Score the run at every factor x corpus and return the rows (appended to extrapolation.csv)."""
     settings = cfg.extrapolate
     factors = parse_factors(settings.factors)
+    if settings.split not in ("train", "validation"):
+        raise UserError(f"invalid value {settings.split!r} for extrapolate.split; set it to validation or train")
+    if settings.data is None and (settings.data_path or settings.data_overrides):
+        raise UserError("extrapolate.data_path and extrapolate.data_overrides apply to the corpora of "
+                        "extrapolate.data, which is unset; name a corpus, e.g. extrapolate.data=[local]")
+    check_run_id(cfg.paths.results_dir, settings.run)
+    warn_unused_overrides(settings.run, overrides)
+    corpora = _corpora(cfg)   # composed before resolve_run, which may train for minutes
     run = resolve_run(cfg, overrides, run_id=settings.run)
     model, run_config = load_model(run.checkpoint)
     device = _device(settings.device)
@@ -57,7 +65,7 @@ def extrapolate(cfg: DictConfig, overrides: list[str]) -> list[dict]:
     bucket_size = settings.bucket_size or max(1, context // 2)
 
     rows = []
-    for corpus, data_cfg in _corpora(cfg, run_config):
+    for corpus, data_cfg in corpora or [(run_config["data"]["name"], run_config["data"])]:
         documents, bytes_per_token = _tokenized_documents(data_cfg, settings, tokenizer, cfg.paths.data_dir,
                                                           max(lengths.values()))
         for factor in factors:
@@ -65,7 +73,8 @@ def extrapolate(cfg: DictConfig, overrides: list[str]) -> list[dict]:
             windows = document_windows(documents, length, max_windows=max(1, settings.max_tokens // length))
             log.info("run %s on %s: factor %g (%d tokens), %d windows", run.run_id, corpus, factor, length, len(windows))
             losses = token_losses(model, windows, settings.batch_size, device)
-            row = _row(cfg, run, run_config, corpus, factor, length, losses, bucket_size, bytes_per_token, overrides)
+            row = _row(cfg, run, run_config, corpus, factor, length, losses, bucket_size, bytes_per_token, overrides,
+                       device)
             append_row(Path(cfg.paths.results_dir) / "extrapolation.csv", row)
             rows.append(row)
     return rows
@@ -77,16 +86,22 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _corpora(cfg: DictConfig, run_config: dict):
-    """Yield (name, data config) pairs: the run's own data, or each corpus named in extrapolate.data."""
+def _corpora(cfg: DictConfig) -> list[tuple[str, dict]]:
+    """Return (name, data config) of each corpus in extrapolate.data; [] means the run's own data."""
     names = cfg.extrapolate.data
     if names is None:
-        yield run_config["data"]["name"], run_config["data"]
-        return
+        return []
+    extra = [f"data.path={cfg.extrapolate.data_path}"] if cfg.extrapolate.data_path else []
+    extra += list(cfg.extrapolate.data_overrides or [])
+    corpora = []
     for name in [names] if isinstance(names, str) else names:
-        extra = [f"data.path={cfg.extrapolate.data_path}"] if cfg.extrapolate.data_path else []
-        data_cfg = compose_config([f"data={name}", *extra]).data
-        yield name, OmegaConf.to_container(data_cfg)
+        try:
+            data_cfg = compose_config([f"data={name}", *extra]).data
+        except UserError as error:
+            raise UserError(f"extrapolate.data={name}: {error} (data.* keys of these corpora go in "
+                            "extrapolate.data_overrides)") from error
+        corpora.append((name, OmegaConf.to_container(data_cfg)))
+    return corpora
 
 
 def _tokenized_documents(data_cfg: dict, settings: DictConfig, tokenizer, data_dir, max_length: int):
@@ -95,20 +110,27 @@ def _tokenized_documents(data_cfg: dict, settings: DictConfig, tokenizer, data_d
     Return the token lists and the corpus's UTF-8 bytes per token (to convert nats to bits per byte).
     """
     documents, n_bytes, n_tokens, usable = [], 0, 0, 0
-    for text in load_documents(data_cfg, settings.split, data_dir):
-        tokens = tokenizer.encode(text)
-        documents.append(tokens)
-        n_bytes, n_tokens = n_bytes + len(text.encode("utf-8")), n_tokens + len(tokens)
-        usable += max(0, (len(tokens) - 1) // max_length) * max_length
-        if usable >= settings.max_tokens:
-            break
+    try:
+        for text in load_documents(data_cfg, settings.split, data_dir):
+            tokens = tokenizer.encode(text)
+            documents.append(tokens)
+            n_bytes, n_tokens = n_bytes + len(text.encode("utf-8")), n_tokens + len(tokens)
+            usable += max(0, (len(tokens) - 1) // max_length) * max_length
+            if usable >= settings.max_tokens:
+                break
+    except UserError as error:
+        if settings.data is None:
+            raise
+        # the data loaders name data.* keys, which for these corpora are set through data_overrides
+        raise UserError(f"{error} (for the corpora of extrapolate.data, set data.* keys through "
+                        "extrapolate.data_overrides, e.g. 'extrapolate.data_overrides=[\"data.text_column=body\"]')") from error
     if usable == 0:
-        raise UserError(f"no {settings.split} document of data {data_cfg['name']} is longer than "
+        raise UserError(f"no {settings.split} document of data={data_cfg['name']} is longer than "
                         f"{max_length} tokens; lower the largest factor or choose a long-document corpus")
     return documents, n_bytes / n_tokens
 
 
-def _row(cfg, run, run_config, corpus, factor, length, losses, bucket_size, bytes_per_token, overrides) -> dict:
+def _row(cfg, run, run_config, corpus, factor, length, losses, bucket_size, bytes_per_token, overrides, device) -> dict:
     loss = float(losses.mean())
     buckets = bucket_losses(losses, bucket_size)
     return {
@@ -130,6 +152,7 @@ def _row(cfg, run, run_config, corpus, factor, length, losses, bucket_size, byte
         "ppl": math.exp(loss),
         "bpb": loss / math.log(2) / bytes_per_token,
         "bucket_size": bucket_size,
+        "device": str(device),
         "bucket_start": json.dumps([bucket["start"] for bucket in buckets]),
         "bucket_ppl": json.dumps([round(bucket["ppl"], 6) for bucket in buckets]),
         "git_revision": provenance.git_revision(),

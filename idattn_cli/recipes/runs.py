@@ -7,6 +7,7 @@ made from the same overrides.
 """
 
 import csv
+import logging
 import hashlib
 import json
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..errors import UserError
 from ..training.precision import resolve_precision
+
+log = logging.getLogger("idattn")
 
 TRAINING_SECTIONS = ("seed", "model", "mixer", "data", "tokenizer", "trainer", "optim")
 
@@ -63,6 +66,22 @@ def find_run(results_dir: str | Path, run_id: str | None = None, key: str | None
             if config_key(json.loads(row["config"])) == key:
                 return Run(row["run_id"], checkpoint, row, trained_now=False)
     return None
+
+
+def check_run_id(results_dir: str | Path, run_id: str | None) -> None:
+    """Raise UserError now if `run_id` is set but not in runs.csv, before slower checks or work."""
+    if run_id is not None and find_run(results_dir, run_id=str(run_id)) is None:
+        raise UserError(f"run id {run_id!r} not found in {Path(results_dir) / 'runs.csv'}; "
+                        "list the runs with `idattn results runs`, or leave the run id unset "
+                        "to use (or train) the run of this config")
+
+
+def warn_unused_overrides(run_id: str | None, overrides: list[str] | None) -> None:
+    """Warn that training overrides do not change a run chosen by id (they only pick a run without one)."""
+    ignored = [o for o in overrides or [] if not o.lstrip("+~").startswith(("paths.", "extrapolate.", "eval."))]
+    if run_id is not None and ignored:
+        log.warning("run %s is scored as it was trained; these overrides do not change it: %s",
+                    run_id, " ".join(ignored))
 
 
 def resolve_run(cfg: DictConfig, overrides: list[str] | None, run_id: str | None = None) -> Run:

@@ -126,6 +126,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
         "accelerator": type(trainer.accelerator).__name__.removesuffix("Accelerator").lower(),
         "world_size": trainer.world_size,
         "torch_threads": torch.get_num_threads(),
+        "device_name": provenance.device_name(trainer.strategy.root_device),
         "checkpoint": str(checkpoint),
         "git_revision": provenance.git_revision(),
         **provenance.versions(),
