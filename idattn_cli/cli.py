@@ -252,10 +252,14 @@ def results(
         if fmt not in FORMATS:
             raise UserError(f"invalid format {fmt!r}; valid formats: {', '.join(FORMATS)}")
         title, frame, rows = summary(table, results_dir, where or [], paper=paper, metric=metric)
-        figures = write_plots(table, rows, plot_dir) if plot else []
+        try:
+            figures = write_plots(table, rows, plot_dir) if plot else []
+            if out is not None:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(render_text(frame, title, fmt, width=console.width))
+        except OSError as error:
+            raise UserError(f"cannot write {error.filename}: {error.strerror}; choose another --out or --plot-dir") from error
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(render_text(frame, title, fmt, width=console.width))
         console.print(f"table written to {out}", highlight=False, soft_wrap=True)
     elif fmt == "table":
         console.print(rich_table(frame, title))

@@ -179,3 +179,64 @@ def test_cli_malformed_file_one_line(tmp_path):
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0
     assert "line 2" in result.stderr
+
+
+def _config(steps: int, seed: int, readout: str = "query") -> str:
+    return json.dumps({"seed": seed, "model": {"name": "tiny", "d_model": 128}, "trainer": {"max_steps": steps},
+                       "mixer": {"name": "interdomain", "readout": readout}, "data": {"name": "embedded"}})
+
+
+def test_runs_with_other_settings_not_averaged(tmp_path):
+    for index, (steps, seed, ppl) in enumerate([(600, 1, 6.0), (600, 2, 6.2), (30, 1, 30.0)]):
+        append_row(tmp_path / "runs.csv", {"run_id": f"r{index}", "timestamp": _time(index), "model": "tiny",
+                                          "mixer": "interdomain", "seed": seed, "val_ppl": ppl, "config": _config(steps, seed)})
+    _, frame, _ = summary("runs", tmp_path, [])
+    cells = dict(zip(frame["model"], frame["interdomain"]))
+    assert cells == {"tiny (max_steps=30)": "30.000", "tiny (max_steps=600)": "6.100 ± 0.141 (2)"}
+    _, _, rows = summary("runs", tmp_path, [])
+    with pytest.raises(UserError, match="one training setup per scale"):
+        write_plots("runs", rows, tmp_path / "plots")
+
+
+def test_ablations_keep_each_config(tmp_path):
+    for index, (steps, cell, delta) in enumerate([(600, "full", 0.0), (600, "readout=linear", 0.2),
+                                                 (30, "full", 0.0), (30, "readout=linear", 0.5)]):
+        append_row(tmp_path / "ablations.csv", {
+            "ablation_id": f"a{index}", "timestamp": _time(index), "component": "query_projection", "cell": cell,
+            "run_id": f"r{index}", "model": "tiny", "mixer": "interdomain", "seed": 1, "val_loss": 2 + delta,
+            "val_ppl": 7 + delta, "delta_loss": delta, "delta_ppl": delta, "config_key": f"k{index}",
+            "config": _config(steps, 1, "linear" if delta else "query")})
+    _, frame, _ = summary("ablations", tmp_path, [])
+    assert frame["Δ loss"].tolist() == ["+0.0000", "+0.2000", "+0.0000", "+0.5000"]
+    assert frame["model"].tolist() == ["tiny (max_steps=600)"] * 2 + ["tiny (max_steps=30)"] * 2
+
+
+def test_paper_ablations_count_shared_reference_once(results_dir):
+    _, frame, _ = summary("ablations", results_dir, [], paper=True)
+    assert frame.iloc[0]["your Δ loss"] == "+0.0000 ± 0.0000 (3)"   # three full-layer runs: r0, r2, r4
+
+
+def test_where_compares_numbers(results_dir):
+    _, _, rows = summary("extrapolation", results_dir, ["factor=3.5"])
+    assert len(rows) == 2
+    _, _, rows = summary("extrapolation", results_dir, ["factor=1.0"])
+    assert len(rows) == 2
+
+
+def test_damaged_bucket_list(tmp_path):
+    append_row(tmp_path / "extrapolation.csv", {
+        "extrapolation_id": "e", "timestamp": _time(0), "run_id": "r", "model": "tiny", "mixer": "softmax",
+        "data": "embedded", "seed": 1, "factor": 1.0, "train_context": 64, "eval_length": 64, "ppl": 5.0,
+        "bucket_size": 32, "bucket_start": "[0, 32", "bucket_ppl": "[5.0, 5.0]"})
+    _, _, rows = summary("extrapolation", tmp_path, [])
+    with pytest.raises(UserError, match="line 2: bucket_start or bucket_ppl is not a JSON list"):
+        write_plots("extrapolation", rows, tmp_path / "plots")
+
+
+def test_cli_unwritable_out(results_dir):
+    idattn = Path(sys.executable).parent / "idattn"
+    result = subprocess.run([str(idattn), "results", "--results-dir", str(results_dir), "--out", "/proc/nope.md"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "cannot write /proc/nope.md" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -81,15 +81,23 @@ def _numbers(values: pd.Series, path: Path, column: str) -> pd.Series:
 
 
 def apply_filters(frame: pd.DataFrame, where: list[str]) -> pd.DataFrame:
-    """Keep the rows whose column equals the value of each `column=value` filter (compared as text)."""
+    """Keep the rows whose column equals the value of each `column=value` filter."""
     for condition in where:
         column, sep, value = condition.partition("=")
         if not sep or not column:
             raise UserError(f"invalid filter {condition!r}; write --where column=value, e.g. --where mixer=interdomain")
         if column not in frame.columns:
             raise UserError(f"unknown column {column!r} in --where; columns: {', '.join(sorted(frame.columns))}")
-        frame = frame[frame[column].map(_as_text) == value]
+        frame = frame[frame[column].map(lambda cell: _matches(cell, value))]
     return frame
+
+
+def _matches(cell, value: str) -> bool:
+    """Compare as numbers when both sides are numbers (so factor=2 matches 2.0), else as text."""
+    try:
+        return float(cell) == float(value)
+    except (TypeError, ValueError):
+        return _as_text(cell) == value
 
 
 def _as_text(value) -> str:

@@ -12,7 +12,8 @@ matplotlib.use("Agg")   # files only: no display is needed or used
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .tables import MIXER_ORDER, SCALES, _order, extrapolation_buckets, label_mixer_variants, newest  # noqa: E402
+from ..errors import UserError  # noqa: E402
+from .tables import MIXER_ORDER, SCALES, _order, extrapolation_buckets, label_mixer_variants, label_setups, newest  # noqa: E402
 
 FIGSIZE = (3.25, 2.4)    # inches: one column of a two-column paper
 DPI = 300
@@ -41,13 +42,19 @@ def _save(fig, path: Path) -> list[Path]:
 
 def plot_runs(frame: pd.DataFrame, path: Path) -> list[Path]:
     """Validation perplexity against parameter count, one line per mixer, mean over seeds."""
-    frame = label_mixer_variants(newest(frame, ["model", "mixer", "mixer_config", "seed", "recipe", "data", "steps"]))
+    frame = label_mixer_variants(label_setups(frame))
+    frame = newest(frame, ["setup", "mixer", "seed"])
+    mixed = frame.groupby("model")["setup"].nunique()
+    if (mixed > 1).any():
+        raise UserError(f"the runs figure needs one training setup per scale, but {', '.join(mixed[mixed > 1].index)} "
+                        "has several; pick one with --where, e.g. --where steps=600 or --where data=embedded")
     fig, ax = _figure()
     for mixer in _order(frame["mixer"], MIXER_ORDER):
         part = frame[frame["mixer"] == mixer].groupby("model", as_index=False)[["n_params", "val_ppl"]].mean()
         part = part.sort_values("n_params")
         color, marker = _style(mixer)
-        ax.plot(part["n_params"], part["val_ppl"], marker=marker, color=color, label=mixer, markersize=4)
+        ax.plot(part["n_params"], part["val_ppl"], marker=marker, color=color, label=mixer, markersize=4,
+                linestyle="-" if len(part) > 1 else "none")
     ax.set_xscale("log")
     ax.set_xlabel("parameters")
     ax.set_ylabel("validation perplexity")
@@ -57,14 +64,14 @@ def plot_runs(frame: pd.DataFrame, path: Path) -> list[Path]:
 
 def plot_extrapolation(frame: pd.DataFrame, path: Path) -> list[Path]:
     """Perplexity against context factor (multiples of the training context), one line per mixer and model."""
-    frame = newest(frame, ["run_id", "data", "factor"])
-    per_run = frame.groupby(["model", "mixer", "factor", "run_id"], as_index=False)["ppl"].mean()
-    curves = per_run.groupby(["model", "mixer", "factor"], as_index=False)["ppl"].mean()
-    several_models = curves["model"].nunique() > 1
+    frame = label_mixer_variants(label_setups(newest(frame, ["run_id", "data", "factor"])))
+    per_run = frame.groupby(["setup", "mixer", "factor", "run_id"], as_index=False)["ppl"].mean()
+    curves = per_run.groupby(["setup", "mixer", "factor"], as_index=False)["ppl"].mean()
+    several_models = curves["setup"].nunique() > 1
     fig, ax = _figure()
-    for model in _order(curves["model"], SCALES):
+    for model in _order(curves["setup"], SCALES):
         for mixer in _order(curves["mixer"], MIXER_ORDER):
-            part = curves[(curves["model"] == model) & (curves["mixer"] == mixer)].sort_values("factor")
+            part = curves[(curves["setup"] == model) & (curves["mixer"] == mixer)].sort_values("factor")
             if part.empty:
                 continue
             color, marker = _style(mixer)
@@ -95,17 +102,17 @@ def plot_extrapolation_buckets(frame: pd.DataFrame, path: Path) -> list[Path]:
 
 def plot_ablations(frame: pd.DataFrame, path: Path) -> list[Path]:
     """Change in validation loss against the full layer, one bar per cell (mean over seeds)."""
-    frame = newest(frame, ["component", "model", "cell", "seed"])
+    frame = newest(frame, ["component", "cell", "config_key"])
     frame = frame[frame["cell"] != "full"]
     means = frame.groupby(["component", "cell"], sort=False, as_index=False)["delta_loss"].mean()
     fig, ax = _figure()
     labels = [cell if means["component"].nunique() == 1 else f"{component}: {cell}"
               for component, cell in zip(means["component"], means["cell"])]
     ax.barh(range(len(means)), means["delta_loss"], color="tab:blue")
-    ax.set_yticks(range(len(means)), labels, fontsize=6)
+    ax.set_yticks(range(len(means)), labels, fontsize=7)
     ax.axvline(0.0, color="black", linewidth=0.6)
     ax.invert_yaxis()
-    ax.set_xlabel("Δ validation loss vs. full layer (nats/token)")
+    ax.set_xlabel("Δ val. loss vs. full layer (nats)", fontsize=8)
     return _save(fig, path)
 
 
@@ -113,6 +120,7 @@ def plot_eval(frame: pd.DataFrame, path: Path) -> list[Path]:
     """Accuracy per task, one bar per mixer (reported accuracy metrics only)."""
     frame = frame[(frame["reported"].astype(str).str.lower() == "true") & frame["metric"].isin(["acc", "acc_norm"])]
     frame = newest(frame, ["run_id", "task", "metric"])
+    frame = frame.assign(task=frame["task"] + " " + frame["metric"])   # acc and acc_norm stay apart
     means = frame.groupby(["task", "mixer"], as_index=False)["value"].mean()
     tasks = list(dict.fromkeys(means["task"]))
     mixers = _order(means["mixer"], MIXER_ORDER)
@@ -124,7 +132,8 @@ def plot_eval(frame: pd.DataFrame, path: Path) -> list[Path]:
         ax.bar(positions, part["value"], width=width, color=_style(mixer)[0], label=mixer)
     ax.set_xticks([index + width * (len(mixers) - 1) / 2 for index in range(len(tasks))], tasks,
                   rotation=45, ha="right", fontsize=6)
-    ax.set_ylabel("accuracy")
+    ax.set_ylabel("accuracy (fraction)")
+    ax.set_ylim(0, 1)
     ax.legend(fontsize=7)
     return _save(fig, path)
 

@@ -11,6 +11,7 @@ import math
 
 import pandas as pd
 
+from ..errors import UserError
 from . import paper
 
 SCALES = ("tiny", "small", "125m", "350m", "760m", "1.3b")
@@ -29,6 +30,8 @@ def mean_std(values: pd.Series, digits: int) -> str:
 
 def _number(value: float, digits: int) -> str:
     """Fixed point with `digits` decimals, or 4 significant digits from 10,000 up (e.g. a perplexity of 5.8e+05)."""
+    if value != value:   # NaN: a missing value in an older or damaged file
+        return ""
     return f"{value:.4g}" if abs(value) >= 1e4 else f"{value:.{digits}f}"
 
 
@@ -62,19 +65,11 @@ def _pivot(frame: pd.DataFrame, row: str, value: str, digits: int, rows_order=()
 
 
 def runs_table(frame: pd.DataFrame, metric: str = "val_ppl") -> pd.DataFrame:
-    """Validation metric per scale (rows) and mixer (columns), over seeds.
-
-    Runs of one scale with different data or step counts are not comparable, so each such setup gets
-    its own row, labelled "model (data, steps)".
-    """
-    frame = label_mixer_variants(newest(frame, ["model", "mixer", "mixer_config", "seed", "recipe", "data", "steps"]))
-    setups = frame[["model", "data", "steps"]].drop_duplicates()
-    if len(setups) > setups["model"].nunique():
-        labels = frame["model"] + " (" + frame["data"] + ", " + frame["steps"].map(lambda s: f"{s:,.0f}") + " steps)"
-        order = [label for scale in _order(frame["model"], SCALES) for label in sorted(set(labels[frame["model"] == scale]))]
-        frame = frame.assign(model=labels)
-        return _pivot(frame, "model", metric, 3 if metric == "val_ppl" else 4, order, exact=True)
-    return _pivot(frame, "model", metric, 3 if metric == "val_ppl" else 4, SCALES)
+    """Validation metric per setup (rows: the scale, plus any setting that differs) and mixer (columns), over seeds."""
+    frame = label_mixer_variants(label_setups(frame))
+    frame = newest(frame, ["setup", "mixer", "seed"])
+    order = [label for scale in _order(frame["model"], SCALES) for label in sorted(set(frame.loc[frame["model"] == scale, "setup"]))]
+    return _pivot(frame, "setup", metric, 3 if metric == "val_ppl" else 4, order, exact=True).rename(columns={"setup": "model"})
 
 
 def ablations_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -83,9 +78,9 @@ def ablations_table(frame: pd.DataFrame) -> pd.DataFrame:
     Only the change in loss carries "± std" over seeds, which keeps the table within 80 columns; `n`
     counts the seeds.
     """
-    frame = newest(frame, ["component", "model", "cell", "seed"])
+    frame = newest(label_setups(frame), ["component", "cell", "config_key"])
     rows = []
-    for (component, model), part in frame.groupby(["component", "model"], sort=False):
+    for (component, model), part in frame.groupby(["component", "setup"], sort=False):
         cells = ["full"] + [cell for cell in dict.fromkeys(part["cell"]) if cell != "full"]
         for cell in cells:
             group = part[part["cell"] == cell]
@@ -102,6 +97,61 @@ def ablations_table(frame: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def _flatten(config, prefix: str = "") -> dict:
+    """Flatten nested dicts to {"a.b": value}."""
+    if not isinstance(config, dict):
+        return {prefix: config}
+    flat = {}
+    for key, value in config.items():
+        flat.update(_flatten(value, f"{prefix}{key}."  if isinstance(value, dict) else f"{prefix}{key}"))
+    return {key.rstrip("."): value for key, value in flat.items()}
+
+
+# training-config sections that make two runs of one mixer and seed comparable or not
+SETUP_SECTIONS = ("model", "data", "tokenizer", "trainer", "optim")
+
+
+def _setup(config_text: str) -> dict:
+    """Return the flattened training setup of a run config (JSON), without seed and mixer."""
+    try:
+        config = json.loads(config_text) if config_text else {}
+    except json.JSONDecodeError:
+        config = {}
+    return _flatten({key: config[key] for key in SETUP_SECTIONS if key in config})
+
+
+def label_setups(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add `setup`: the model name, plus "(key=value, ...)" for the settings that differ between runs of it.
+
+    Runs that differ in any training setting other than seed and mixer (steps, data, width, learning
+    rate...) then land in different rows or columns instead of being averaged together.
+    """
+    frame = frame.copy()
+    configs = frame["config"] if "config" in frame else pd.Series([""] * len(frame), index=frame.index)
+    setups = configs.map(_setup)
+    labels = frame["model"].astype(str).copy()
+    for model in frame["model"].unique():
+        rows = frame["model"] == model
+        distinct = {json.dumps(setup, sort_keys=True, default=str): setup for setup in setups[rows]}
+        if len(distinct) < 2:
+            continue
+        keys = sorted({key for setup in distinct.values() for key in setup})
+        varying = [key for key in keys if len({json.dumps(setup.get(key), default=str) for setup in distinct.values()}) > 1]
+        labels[rows] = setups[rows].map(lambda setup: f"{model} ({_difference_text(setup, varying)})")
+    frame["setup"] = labels
+    return frame
+
+
+def _difference_text(setup: dict, varying: list[str], max_items: int = 3) -> str:
+    """Name the differing settings briefly: "data=fineweb_edu" for a whole other data (or tokenizer...)
+    group, else "max_steps=30"; at most `max_items`, then "...". """
+    renamed = {key.split(".", 1)[0] for key in varying if key.endswith(".name")}
+    items = [f"{section}={_switch_text(setup.get(section + '.name'))}" for section in sorted(renamed)]
+    items += [f"{key.split('.', 1)[-1]}={_switch_text(setup.get(key))}" for key in varying
+              if key.split(".", 1)[0] not in renamed]
+    return ", ".join(items[:max_items]) + (", ..." if len(items) > max_items else "")
+
+
 def label_mixer_variants(frame: pd.DataFrame) -> pd.DataFrame:
     """Rename mixers that ran with several switch settings to "mixer (switch=value, ...)".
 
@@ -109,6 +159,10 @@ def label_mixer_variants(frame: pd.DataFrame) -> pd.DataFrame:
     (readout=linear)" beside "interdomain (readout=query)".
     """
     frame = frame.copy()
+    if "mixer_config" not in frame or not frame["mixer_config"].astype(bool).any():
+        configs_json = frame["config"] if "config" in frame else pd.Series([""] * len(frame), index=frame.index)
+        frame["mixer_config"] = configs_json.map(lambda text: json.dumps(json.loads(text).get("mixer", {}), sort_keys=True)
+                                                 if text else "")
     for mixer in frame["mixer"].unique():
         rows = frame["mixer"] == mixer
         configs = {text: json.loads(text) if text else {} for text in frame.loc[rows, "mixer_config"].unique()}
@@ -139,21 +193,30 @@ def _signed(values, digits: int, compact: bool = False) -> str:
 
 def extrapolation_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Perplexity per context factor (rows) and mixer (columns), averaged over corpora, then over seeds."""
-    frame = newest(frame, ["run_id", "data", "factor"])
-    per_run = frame.groupby(["model", "mixer", "seed", "factor", "run_id"], as_index=False)["ppl"].mean()
-    per_run["factor"] = per_run["factor"].map(lambda factor: f"{factor:g}x")
-    pivot = _pivot(per_run, "factor", "ppl", 3, sorted(set(per_run["factor"]), key=lambda f: float(f[:-1])), exact=True)
-    if per_run["model"].nunique() > 1:
-        pivot.insert(0, "models", ", ".join(_order(per_run["model"], SCALES)))
-    return pivot
+    frame = label_mixer_variants(label_setups(newest(frame, ["run_id", "data", "factor"])))
+    per_run = frame.groupby(["setup", "mixer", "seed", "factor", "run_id"], as_index=False)["ppl"].mean()
+    several = per_run["setup"].nunique() > 1
+    per_run["row"] = [f"{setup} {factor:g}x" if several else f"{factor:g}x"
+                      for setup, factor in zip(per_run["setup"], per_run["factor"])]
+    order = [row for _, row in sorted(zip(zip(per_run["setup"], per_run["factor"]), per_run["row"]))]
+    pivot = _pivot(per_run, "row", "ppl", 3, list(dict.fromkeys(order)), exact=True)
+    return pivot.rename(columns={"row": "run, factor" if several else "factor"})
 
 
 def extrapolation_buckets(frame: pd.DataFrame) -> pd.DataFrame:
     """Long table of per-bucket perplexity: model, mixer, factor, position (tokens) and ppl, averaged over corpora."""
     frame = newest(frame, ["run_id", "data", "factor"])
     records = []
-    for _, row in frame.iterrows():
-        for start, ppl in zip(json.loads(row["bucket_start"]), json.loads(row["bucket_ppl"])):
+    for index, row in frame.iterrows():
+        try:
+            starts, ppls = json.loads(row["bucket_start"]), json.loads(row["bucket_ppl"])
+        except json.JSONDecodeError as error:
+            raise UserError(f"extrapolation.csv line {index + 2}: bucket_start or bucket_ppl is not a JSON list "
+                            f"({error}); repair or delete that line") from error
+        if len(starts) != len(ppls):
+            raise UserError(f"extrapolation.csv line {index + 2}: {len(starts)} bucket starts but {len(ppls)} "
+                            "bucket perplexities; repair or delete that line")
+        for start, ppl in zip(starts, ppls):
             records.append({"model": row["model"], "mixer": row["mixer"], "factor": row["factor"],
                             "train_context": row["train_context"], "position": start, "loss": math.log(ppl)})
     long = pd.DataFrame(records)
@@ -166,7 +229,9 @@ def extrapolation_buckets(frame: pd.DataFrame) -> pd.DataFrame:
 def eval_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Reported metric of each task (rows) per mixer (columns), over seeds; the average row last."""
     frame = frame[frame["reported"].astype(str).str.lower() == "true"]
-    latest = newest(frame, ["run_id", "task", "metric"])
+    latest = label_mixer_variants(label_setups(newest(frame, ["run_id", "task", "metric"])))
+    if latest["setup"].nunique() > 1:
+        latest["mixer"] = latest["mixer"] + " [" + latest["setup"] + "]"
     latest = latest.assign(row=latest["task"] + " " + latest["metric"])
     tasks = [key for key in dict.fromkeys(latest["row"]) if not key.startswith(("average", "validation"))]
     order = [key for key in latest["row"] if key.startswith("validation")] + tasks + ["average acc"]
@@ -193,7 +258,7 @@ def _runs_vs_paper(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _ablations_vs_paper(frame: pd.DataFrame) -> pd.DataFrame:
     """Table 4 cells (125M, 2.5B tokens) beside the user's cells of the same configuration, at any scale."""
-    frame = newest(frame, ["component", "model", "cell", "seed"])
+    frame = newest(frame, ["component", "cell", "config_key"])
     reference = paper.CUBE[0]["val_loss"]
     rows = []
     for record in paper.CUBE:
@@ -203,7 +268,7 @@ def _ablations_vs_paper(frame: pd.DataFrame) -> pd.DataFrame:
                 mask |= (frame["component"] == component) & (frame["cell"] == cell)
         if record["cell"] == "full":
             mask = frame["cell"] == "full"
-        mine = frame[mask]
+        mine = frame[mask].drop_duplicates("run_id")   # a full-layer run can be the reference of several components
         models = ", ".join(_order(mine["model"], SCALES)) or "-"
         rows.append({"cell (paper table 4)": record["recipe"], "your model": models,
                      "your Δ loss": _signed(mine["delta_loss"], 4),
@@ -225,6 +290,12 @@ def _extrapolation_vs_paper(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _eval_vs_paper(frame: pd.DataFrame) -> pd.DataFrame:
     latest = newest(frame, ["run_id", "task", "metric"])
+    if "averaged_tasks" in latest:
+        # an average compares with the paper's only over the same eight tasks
+        paper_tasks = {task for task, metric in paper._DOWNSTREAM if metric in ("acc", "acc_norm") and task != "average"}
+        other_average = (latest["task"] == "average") & latest["averaged_tasks"].map(
+            lambda text: set(str(text).replace(",", " ").split()) != paper_tasks)
+        latest = latest[~other_average]
     rows = []
     for record in paper.DOWNSTREAM:
         mask = (latest["mixer"] == record["mixer"]) & (latest["task"] == record["task"])
