@@ -1,9 +1,10 @@
-"""Summaries of the results CSVs, laid out as the paper lays them out.
+"""Summaries of the results CSVs, laid out as Kiyohara et al. (arXiv:2605.24330) lay out their tables.
 
-Each builder takes the rows of one CSV and returns a DataFrame of display strings: mixers as columns
-where the paper compares mixers, scales, context factors or tasks as rows. Repeated runs of a cell
-with different seeds are grouped: the cell shows the mean, then "± std (n)" when n > 1. Where a cell
-was run several times with the same seed, only the newest row counts.
+Each builder takes the rows of one CSV and returns a DataFrame of display strings: mixers as columns,
+and scales, context factors or tasks as rows. Only runs whose training config differs in the seed
+alone are averaged, shown as "mean ± std (n)"; runs that differ in any other setting get their own
+row or column, labelled with that setting (`label_setups`, `label_mixer_variants`). Where a cell was
+run several times with the same seed and config, only the newest row counts.
 """
 
 import json
@@ -73,7 +74,7 @@ def runs_table(frame: pd.DataFrame, metric: str = "val_ppl") -> pd.DataFrame:
 
 
 def ablations_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Each component's cells: validation loss, and the change in loss and perplexity against the full layer.
+    """Summarize each component's cells: validation loss, and the change in loss and perplexity against the full layer.
 
     Only the change in loss carries "± std" over seeds, which keeps the table within 80 columns; `n`
     counts the seeds.
@@ -239,7 +240,7 @@ def eval_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def paper_beside(table: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """The paper's numbers for `table` beside the user's, with the user's minus the paper's."""
+    """Put the numbers of Kiyohara et al. (see paper.py) for `table` beside the user's, with the user's minus theirs."""
     builders = {"runs": _runs_vs_paper, "ablations": _ablations_vs_paper, "extrapolation": _extrapolation_vs_paper,
                 "eval": _eval_vs_paper}
     return builders[table](frame)
@@ -291,7 +292,7 @@ def _extrapolation_vs_paper(frame: pd.DataFrame) -> pd.DataFrame:
 def _eval_vs_paper(frame: pd.DataFrame) -> pd.DataFrame:
     latest = newest(frame, ["run_id", "task", "metric"])
     if "averaged_tasks" in latest:
-        # an average compares with the paper's only over the same eight tasks
+        # an average is comparable with the published one only over the same eight tasks
         paper_tasks = {task for task, metric in paper._DOWNSTREAM if metric in ("acc", "acc_norm") and task != "average"}
         other_average = (latest["task"] == "average") & latest["averaged_tasks"].map(
             lambda text: set(str(text).replace(",", " ").split()) != paper_tasks)
