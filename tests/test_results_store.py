@@ -36,3 +36,29 @@ def test_new_file_has_default_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def _append_many(path: str, worker: int, count: int) -> None:
+    for index in range(count):
+        # every 10th row adds a column, so some appends rewrite the whole file under the lock
+        extra = {f"extra_{worker}": index} if index % 10 == 9 else {}
+        append_row(path, {"worker": worker, "index": index, "text": f"row, with \"quotes\" {index}", **extra})
+
+
+def test_concurrent_appends_keep_every_row(tmp_path):
+    """8 processes append 50 rows each to one file at once; all 400 rows must be there, whole."""
+    import multiprocessing
+
+    path = str(tmp_path / "runs.csv")
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_append_many, args=(path, worker, 50)) for worker in range(8)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(timeout=120)
+    assert [process.exitcode for process in workers] == [0] * 8
+    with open(path, newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 400
+    assert {(row["worker"], row["index"]) for row in rows} == {(str(w), str(i)) for w in range(8) for i in range(50)}
+    assert all(row["text"] == f"row, with \"quotes\" {row['index']}" for row in rows)
