@@ -1,0 +1,28 @@
+"""Every row of docs/errors.md: the command gives that exit status and that one line on stderr."""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from idattn_cli.cli import app
+
+DOC = Path(__file__).parent.parent / "docs" / "errors.md"
+ROW = re.compile(r"^\| `idattn (?P<command>[^`]+)` \| (?P<exit>\d+) \| (?P<message>.+) \|$")
+ROWS = [match.groupdict() for line in DOC.read_text().splitlines() if (match := ROW.match(line))]
+
+
+def test_table_has_enough_rows():
+    assert len(ROWS) >= 15
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row["command"] for row in ROWS])
+def test_documented_error(row, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = CliRunner().invoke(app, shlex.split(row["command"]))
+    assert result.exit_code == int(row["exit"]), result.output
+    assert result.stderr.strip() == row["message"]
+    assert "Traceback" not in result.output
