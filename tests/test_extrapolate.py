@@ -73,7 +73,8 @@ def test_rows_at_each_factor(tmp_path, mixer):
     for row in rows:
         assert row["mixer"] == mixer
         assert row["n_tokens"] == row["n_windows"] * row["eval_length"] <= 2048
-        assert math.isfinite(row["ppl"]) and row["ppl"] > 1
+        assert math.isfinite(row["ppl"])
+        assert row["ppl"] > 1
         bucket_ppl = json.loads(row["bucket_ppl"])
         mean_loss = sum(math.log(p) for p in bucket_ppl[:-1]) * 32 + math.log(bucket_ppl[-1]) * (row["eval_length"] - 32 * (len(bucket_ppl) - 1))
         assert mean_loss / row["eval_length"] == pytest.approx(row["loss"], rel=1e-5)

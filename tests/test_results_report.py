@@ -1,4 +1,4 @@
-"""`idattn results`: tables pinned by golden files, filters, the paper's numbers, figures, damaged files."""
+"""`idattn results`: tables pinned by golden files, filters, the published reference numbers, figures, damaged files."""
 
 import json
 import os

@@ -5,8 +5,8 @@ so the component is the only difference between rows. Each row of results/ablati
 change in validation loss and perplexity against the full layer's cell.
 
 Cells are keyed by their training config (`runs.config_key`). A cell whose row already exists in
-ablations.csv is skipped, and a cell whose run already exists in runs.csv reuses that run's numbers,
-so an interrupted sweep resumes where it stopped; `force=true` trains every cell again.
+ablations.csv is skipped, and a cell whose run already exists in runs.csv reuses that run's numbers.
+An interrupted sweep so resumes where it stopped. `force=true` trains every cell again.
 """
 
 import json

@@ -20,7 +20,7 @@ def rich_table(frame: pd.DataFrame, title: str) -> Table:
 
 
 def _is_text(column: pd.Series) -> bool:
-    """True when a column holds labels rather than numbers (which start with a digit, sign or ~)."""
+    """Return True when a column contains labels rather than numbers (which start with a digit, sign or ~)."""
     first = next((str(value) for value in column if str(value)), "")
     return not first[:1] in set("0123456789+-~")
 

@@ -2,7 +2,7 @@
 
 Each builder takes the rows of one CSV and returns a DataFrame of display strings: mixers as columns,
 and scales, context factors or tasks as rows. Only runs whose training config differs in the seed
-alone are averaged, shown as "mean ± std (n)"; runs that differ in any other setting get their own
+alone are averaged, shown as "mean ± std (n)". Runs that differ in any other setting get their own
 row or column, labelled with that setting (`label_setups`, `label_mixer_variants`). Where a cell was
 run several times with the same seed and config, only the newest row counts.
 """
