@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from .provenance import global_rank
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -26,6 +28,8 @@ OVERRIDES = typer.Argument(
     help="Hydra overrides, e.g. model=tiny mixer=interdomain trainer.max_steps=200 recipe=smoke",
 )
 DEBUG = typer.Option(False, "--debug", help="Show the full traceback of an input error.")
+MULTIRUN = typer.Option(False, "--multirun", "-m", help="Hydra multirun: one job per training, through "
+                        "hydra/launcher=basic|submitit_local|submitit_slurm; a=x,y sweeps a value.")
 console = Console()
 
 
@@ -34,25 +38,33 @@ def _setup_logging() -> None:
     log_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=200)
     handler = RichHandler(console=log_console, show_path=False, show_time=True)
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler], force=True)
-    logging.getLogger("idattn").setLevel(logging.INFO)
+    # the other ranks of a distributed run repeat rank 0's work, so only their warnings are shown
+    logging.getLogger("idattn").setLevel(logging.INFO if global_rank() == 0 else logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    # raised inside Lightning's own all_gather, so idattn cannot avoid it
+    warnings.filterwarnings("ignore", message=r"torch.distributed.nn.functional.all_gather is deprecated")
+    # a batch with a non-finite loss is skipped on purpose (trainer.skip_nonfinite), and logged by idattn
+    warnings.filterwarnings("ignore", message=r"`training_step` returned `None`")
 
 
 @contextmanager
 def _user_errors(debug: bool):
-    """Turn a UserError into one line on stderr and exit status 2 (a traceback with --debug)."""
-    from .errors import UserError
+    """Turn a UserError into one line on stderr and its exit status, 2 for bad input and 1 for a failed
+    run (a traceback with --debug)."""
+    from .errors import RunError, UserError
 
     try:
         yield
     except UserError as error:
         if debug:
             raise
-        Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=2) from None
+        # a failed run (RunError) fails on every rank alike, so the other ranks need not repeat the line
+        if global_rank() == 0 or not isinstance(error, RunError):
+            Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=error.exit_code) from None
 
 
-def _compose(overrides: list[str]):
+def _compose(overrides: list[str], command: str = "train"):
     """Compose and validate the config, then check that its data and tokenizer can be reached.
 
     The data check imports none of torch, Lightning, datasets or transformers, so an unreachable hub
@@ -60,8 +72,14 @@ def _compose(overrides: list[str]):
     """
     from .config import compose_config
     from .data.preflight import check_data_access
+    from .errors import UserError
 
     cfg = compose_config(overrides)
+    resume = cfg.get("resume")
+    if command != "train" and resume is not None and str(resume) != "last":
+        raise UserError(f"resume={resume} names one run, which only `idattn train` continues; "
+                        f"use `idattn train resume={resume}`, or resume=last here to continue each "
+                        "unfinished run of this command's configs")
     check_data_access(cfg.data, cfg.tokenizer, cfg.paths.data_dir)
     return cfg
 
@@ -72,14 +90,19 @@ def _root() -> None:
 
 
 @app.command()
-def train(overrides: list[str] = OVERRIDES, debug: bool = DEBUG) -> None:
+def train(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN, debug: bool = DEBUG) -> None:
     """Train a model (default: tiny interdomain LM on the embedded text) and append a row to results/runs.csv."""
     _setup_logging()
+    if multirun:
+        return _train_multirun(overrides or [], debug)
     with _user_errors(debug):
+        _refuse_hydra_overrides(overrides or [])
         cfg = _compose(overrides)
         from .recipes.train import train as run_train
 
         row = run_train(cfg, overrides)
+    if global_rank() != 0:
+        return
     console.print(run_summary(row))
     console.print(f"checkpoint: {row['checkpoint']}", soft_wrap=True, highlight=False)
     console.print(f"results row appended to: {Path(cfg.paths.results_dir) / 'runs.csv'}", soft_wrap=True, highlight=False)
@@ -89,6 +112,7 @@ def train(overrides: list[str] = OVERRIDES, debug: bool = DEBUG) -> None:
 def ablate(
     overrides: list[str] = OVERRIDES,
     force: bool = typer.Option(False, "--force", help="Train every cell again, even those with rows already."),
+    multirun: bool = MULTIRUN,
     debug: bool = DEBUG,
 ) -> None:
     """Train the full layer and each variant of one component (component=<name>); rows to results/ablations.csv.
@@ -100,13 +124,56 @@ def ablate(
     if force:
         overrides.append("ablate.force=true")
     with _user_errors(debug):
-        cfg = _compose(overrides)
+        from .recipes.sweep import is_hydra_override
+
+        hydra_overrides = [o for o in overrides if is_hydra_override(o)]
+        if not multirun:
+            _refuse_hydra_overrides(overrides)
+        overrides = [o for o in overrides if not is_hydra_override(o)]
+        cfg = _compose(overrides, "ablate")
         from .recipes.ablate import ablate as run_ablate
+        from .recipes.ablate import ablate_multirun
 
         user_overrides = [o for o in overrides if not o.startswith("ablate.")]
-        rows = run_ablate(cfg, user_overrides, on_cell=_announce_cell)
+        if multirun:
+            rows = ablate_multirun(cfg, user_overrides, hydra_overrides, on_cell=_announce_cell)
+        else:
+            rows = run_ablate(cfg, user_overrides, on_cell=_announce_cell)
+    if global_rank() != 0:
+        return
     console.print(ablation_table(rows))
     console.print(f"results: {Path(cfg.paths.results_dir) / 'ablations.csv'}", soft_wrap=True, highlight=False)
+
+
+def _refuse_hydra_overrides(overrides: list[str]) -> None:
+    from .errors import UserError
+    from .recipes.sweep import is_hydra_override
+
+    chosen = [o for o in overrides if is_hydra_override(o)]
+    if chosen:
+        raise UserError(f"{chosen[0]} sets how multirun jobs are launched; add -m to run as Hydra jobs")
+
+
+def _train_multirun(overrides: list[str], debug: bool) -> None:
+    """`idattn train -m`: one job per combination of the comma-separated values."""
+    with _user_errors(debug):
+        from .recipes.runs import read_rows
+        from .recipes.sweep import expand_sweep, is_hydra_override, launch
+
+        hydra_overrides = [o for o in overrides if is_hydra_override(o)]
+        jobs = expand_sweep([o for o in overrides if not is_hydra_override(o)])
+        cfg = [_compose(job) for job in jobs][0]   # every job's config and data checked before any starts
+        run_ids = launch(jobs, hydra_overrides)
+    rows = {row["run_id"]: row for row in read_rows(Path(cfg.paths.results_dir) / "runs.csv")}
+    table = Table(title=f"{len(run_ids)} runs", title_justify="left")
+    for name in ("run", "overrides", "val loss", "val ppl"):
+        table.add_column(name, overflow="fold")
+    for run_id, job in zip(run_ids, jobs):
+        row = rows.get(run_id, {})
+        table.add_row(run_id, " ".join(job), f"{float(row.get('val_loss') or 'nan'):.4f}",
+                      f"{float(row.get('val_ppl') or 'nan'):.3f}")
+    console.print(table)
+    console.print(f"results rows appended to: {Path(cfg.paths.results_dir) / 'runs.csv'}", soft_wrap=True, highlight=False)
 
 
 def _prefix_override(override: str, short: str, full: str) -> str:
@@ -150,11 +217,13 @@ def extrapolate(
     overrides = list(overrides or [])
     with _user_errors(debug):
         overrides += _extrapolate_options(factor, factors, run)
-        cfg = _compose(overrides)
+        cfg = _compose(overrides, "extrapolate")
         from .recipes.extrapolate import extrapolate as run_extrapolate
 
         user_overrides = [o for o in overrides if not o.startswith("extrapolate.")]
         rows = run_extrapolate(cfg, user_overrides)
+    if global_rank() != 0:
+        return
     console.print(extrapolation_table(rows))
     console.print(f"results: {Path(cfg.paths.results_dir) / 'extrapolation.csv'}", soft_wrap=True, highlight=False)
 
@@ -205,12 +274,14 @@ def evaluate(
     _setup_logging()
     overrides = list(overrides or []) + ([f"eval.run={run}"] if run else [])
     with _user_errors(debug):
-        cfg = _compose(overrides)
+        cfg = _compose(overrides, "eval")
         from .recipes.evaluate import eval_table
         from .recipes.evaluate import evaluate as run_evaluate
 
         user_overrides = [o for o in overrides if not o.startswith("eval.")]
         rows = run_evaluate(cfg, user_overrides)
+    if global_rank() != 0:
+        return
     console.print(eval_table(rows))
     console.print(f"results: {Path(cfg.paths.results_dir) / 'eval.csv'}", soft_wrap=True, highlight=False)
 
@@ -220,7 +291,7 @@ def prefetch(overrides: list[str] = OVERRIDES, debug: bool = DEBUG) -> None:
     """Download the configured hub dataset and tokenizer into paths.data_dir for later offline runs."""
     _setup_logging()
     with _user_errors(debug):
-        cfg = _compose(overrides)
+        cfg = _compose(overrides, "prefetch")
         from .recipes.prefetch import prefetch as run_prefetch
 
         downloads = run_prefetch(cfg)

@@ -111,6 +111,9 @@ _CHECKS = {
     "trainer.max_steps": _POSITIVE_INT,
     "trainer.val_every_n_steps": _POSITIVE_INT,
     "trainer.log_every_n_steps": _POSITIVE_INT,
+    "trainer.checkpoint_every_n_steps": _POSITIVE_INT,
+    "trainer.num_nodes": _POSITIVE_INT,
+    "trainer.skip_nonfinite": _BOOLEAN,
     "optim.lr": _POSITIVE,
     "optim.min_lr": _NON_NEGATIVE,
     "optim.ssm_lr_cap": _POSITIVE,
@@ -137,6 +140,10 @@ def validate_config(cfg: DictConfig) -> None:
             typed = is_number and (kind is float or isinstance(value, int))
         if not typed or not is_valid(value):
             raise UserError(f"invalid value {value!r} for {path}; set it to {requirement}")
+    resume = cfg.get("resume")
+    if resume is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(resume)):
+        raise UserError(f"invalid value {resume!r} for resume; set it to last or to a run id such as "
+                        "20261204-204500-3fa2c1 (see `idattn results runs` and the folders in outputs/)")
     precision = cfg.trainer.get("precision")
     if precision is not None and str(precision) not in PRECISIONS:
         raise UserError(f"invalid value {precision!r} for trainer.precision; set it to one of "

@@ -1,8 +1,10 @@
 """Provenance columns of a results row: run id, time, code revision and package versions."""
 
+import os
 import platform
 import secrets
 import subprocess
+import sys
 import time
 from datetime import datetime, timezone
 from importlib import metadata
@@ -14,6 +16,27 @@ PACKAGES = ("idattn", "torch", "lightning", "hydra-core", "datasets", "transform
 def new_run_id() -> str:
     """Return a sortable, unique id: UTC time plus 6 random hex digits, e.g. 20261204-204500-3fa2c1."""
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def global_rank() -> int:
+    """Return this process's rank in a distributed run, 0 when not distributed.
+
+    Lightning's value is used once Lightning is imported (its strategies set the true global rank);
+    before that, the launcher's environment variables.
+    """
+    if "lightning.fabric" in sys.modules:
+        from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+        return getattr(rank_zero_only, "rank", 0)
+    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        if name in os.environ:
+            return int(os.environ[name])
+    return 0
+
+
+def job_id() -> str:
+    """Return the scheduler's job id (SLURM, or submitit's local executor), or an empty string."""
+    return os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID") or ""
 
 
 def utc_timestamp() -> str:

@@ -579,3 +579,20 @@ def test_cli_offline_fineweb_edu_exits_2(tmp_path):
     assert "cannot reach the Hugging Face Hub for dataset HuggingFaceFW/fineweb-edu (sample-10BT)" in result.stderr
     assert "idattn prefetch data=fineweb_edu" in " ".join(result.stderr.split())
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("start", [0, 3, 4, 5])
+def test_stream_resume_continues_batches(start):
+    """A resumed loader (start batches skipped) yields the uninterrupted loader's batches from there on,
+    with 2 workers whose roles rotate (batch i comes from worker i mod 2)."""
+    tokenizer, pieces = ByteTokenizer(), fineweb_pieces()
+
+    def batches(start_batch, count):
+        dataset = PackedStreamDataset(pieces, tokenizer, 65, seed=1, rank=0, world_size=1, batch_size=3,
+                                      start_batch=start_batch)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=3, num_workers=2)
+        return [batch for batch, _ in zip(loader, range(count))]
+
+    full, resumed = batches(0, 9), batches(start, 9 - start)
+    assert len(resumed) == 9 - start
+    assert all(torch.equal(a, b) for a, b in zip(resumed, full[start:], strict=True))

@@ -1,6 +1,9 @@
 """Results CSV appends: header on creation, widening without losing rows."""
 
 import csv
+import sys
+
+import pytest
 
 from idattn_cli.results.store import append_row
 
@@ -62,3 +65,15 @@ def test_concurrent_appends_keep_every_row(tmp_path):
     assert len(rows) == 400
     assert {(row["worker"], row["index"]) for row in rows} == {(str(w), str(i)) for w in range(8) for i in range(50)}
     assert all(row["text"] == f"row, with \"quotes\" {row['index']}" for row in rows)
+
+
+@pytest.mark.parametrize("variable", ["RANK", "SLURM_PROCID", "LOCAL_RANK"])
+def test_only_rank_zero_writes(tmp_path, monkeypatch, variable):
+    # outside a Trainer, the launcher's environment names the rank (Lightning's value wins once imported)
+    monkeypatch.delitem(sys.modules, "lightning.fabric", raising=False)
+    monkeypatch.setenv(variable, "1")
+    append_row(tmp_path / "runs.csv", {"a": 1})
+    assert not (tmp_path / "runs.csv").exists()
+    monkeypatch.setenv(variable, "0")
+    append_row(tmp_path / "runs.csv", {"a": 1})
+    assert (tmp_path / "runs.csv").read_text().splitlines() == ["a", "1"]

@@ -2,8 +2,8 @@
 
 `build_datamodule` picks one per `data` config. Sources with `streaming: true` (hub datasets, and large
 local corpora) get the streaming datamodule in streaming.py. The others (`embedded`, and `local` by
-default) are tokenized into memory here and served as map-style blocks, shuffled per epoch from the
-seed. Both pack documents as packing.py describes: joined by the tokenizer's eos token, or by a blank
+default) are tokenized into memory here and served as map-style blocks in the order samplers.py
+fixes from the seed. Both pack documents as packing.py describes: joined by the tokenizer's eos token, or by a blank
 line when it has none, with a one-token overlap between consecutive blocks.
 """
 
@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from ..errors import UserError
 from . import embedded
 from .packing import DOCUMENT_SEPARATOR, BlockDataset, encode_documents, unigram_entropy_bits
+from .samplers import GlobalBatchSampler, ShardSampler, per_rank_batch_size, trainer_rank
 from .sources import load_documents
 from .streaming import StreamingTextDataModule
 
@@ -35,6 +36,7 @@ class PackedTextDataModule(L.LightningDataModule):
         self.tokenizer = tokenizer
         self.context_length, self.batch_size = context_length, batch_size
         self.num_workers, self.seed = num_workers, seed
+        self.start_batch = 0   # global batches already trained on, set by a resumed run
         self.splits: dict[str, torch.Tensor] = {}
         self.split_bytes: dict[str, int] = {}
         self.split_unigram_bits: dict[str, float] = {}
@@ -61,13 +63,17 @@ class PackedTextDataModule(L.LightningDataModule):
 
     def train_dataloader(self):
         dataset = BlockDataset(self.prepare_split("train"), self.context_length + 1)
-        generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, drop_last=True,
-                          generator=generator, num_workers=self.num_workers)
+        rank, world_size = trainer_rank(self)
+        sampler = GlobalBatchSampler(len(dataset), self.batch_size, self.seed, rank, world_size, self.start_batch)
+        return DataLoader(dataset, batch_sampler=sampler, num_workers=self.num_workers)
 
     def val_dataloader(self):
         dataset = BlockDataset(self.prepare_split("validation"), self.context_length + 1)
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
+        rank, world_size = trainer_rank(self)
+        # rank r's batch i holds blocks r, r + world_size, ... of single-process batch i, so a limited
+        # validation (trainer.limit_val_batches) scores the same blocks on any number of processes
+        return DataLoader(dataset, batch_size=per_rank_batch_size(self.batch_size, world_size),
+                          sampler=ShardSampler(len(dataset), rank, world_size), num_workers=self.num_workers)
 
     def val_token_count(self) -> int:
         """Target tokens scored by one full validation pass."""

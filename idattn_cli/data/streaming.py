@@ -10,12 +10,18 @@ Piece order is shuffled per epoch from the seed. The stream repeats epochs witho
 stops at trainer.max_steps. Everything depends only on the seed, the pieces and the shard, so a run is
 reproducible for a fixed seed, world size and worker count.
 
+Resuming after `start_batch` batches: a DataLoader takes batch i from worker i mod W, so worker w has
+made the batches i < start_batch with i mod W = w. Each worker skips that many batches of its shard,
+and the workers' roles rotate by start_batch mod W, so the next batch comes from the shard that the
+uninterrupted run would have read next.
+
 `StreamingTextDataModule` reads the validation documents once (up to data.validation_max_tokens tokens)
 and serves them as map-style blocks. It therefore provides the same validation statistics as the
 in-memory datamodule: `bytes_per_token("validation")`, `split_unigram_bits["validation"]` and
 `val_token_count()`.
 """
 
+import itertools
 import logging
 import random
 from pathlib import Path
@@ -27,6 +33,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..errors import UserError
 from .packing import BlockDataset, document_tokens, encode_documents_limited, pack_blocks, unigram_entropy_bits
+from .samplers import ShardSampler, per_rank_batch_size, trainer_rank
 from .sources import iter_pieces, streaming_splits
 
 log = logging.getLogger("idattn")
@@ -41,20 +48,23 @@ class PackedStreamDataset(IterableDataset):
 
     def __init__(self, pieces: list, tokenizer, block_size: int, seed: int = 0, shuffle: bool = True,
                  shuffle_buffer: int = 0, epochs: int | None = None, rank: int | None = None,
-                 world_size: int | None = None):
+                 world_size: int | None = None, batch_size: int = 1, start_batch: int = 0):
         super().__init__()
         self.pieces, self.tokenizer, self.block_size = list(pieces), tokenizer, block_size
         self.seed, self.shuffle, self.shuffle_buffer, self.epochs = seed, shuffle, shuffle_buffer, epochs
         self.rank, self.world_size = rank, world_size
+        self.batch_size, self.start_batch = batch_size, start_batch
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        shard, shards = self.shard_index()
-        return self.iter_shard(shard, shards)
-
-    def shard_index(self) -> tuple[int, int]:
-        """Return (this process's shard, number of shards) from the worker info and the distributed rank."""
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        role = (worker + self.start_batch) % workers       # the worker this one stands in for
+        made = len(range(role, self.start_batch, workers))  # batches that role made before the resume
+        shard, shards = self.shard_index(role, workers)
+        return itertools.islice(self.iter_shard(shard, shards), made * self.batch_size, None)
+
+    def shard_index(self, worker: int = 0, workers: int = 1) -> tuple[int, int]:
+        """Return (shard, number of shards) of dataloader worker `worker` of `workers` on this rank."""
         rank, world_size = self.rank, self.world_size
         if rank is None or world_size is None:
             initialized = torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -119,6 +129,7 @@ class StreamingTextDataModule(L.LightningDataModule):
         self.data_cfg, self.tokenizer, self.data_dir = data_cfg, tokenizer, data_dir
         self.context_length, self.batch_size = context_length, batch_size
         self.num_workers, self.seed = num_workers, seed
+        self.start_batch = 0   # batches already trained on, set by a resumed run
         self.splits: dict[str, torch.Tensor] = {}
         self.split_bytes: dict[str, int] = {}
         self.split_unigram_bits: dict[str, float] = {}
@@ -148,17 +159,23 @@ class StreamingTextDataModule(L.LightningDataModule):
 
     def train_dataloader(self):
         self.setup()
+        rank, world_size = trainer_rank(self)
+        batch_size = per_rank_batch_size(self.batch_size, world_size)
         dataset = PackedStreamDataset(self.train_pieces, self.tokenizer, self.context_length + 1, seed=self.seed,
                                       shuffle=bool(self.data_cfg.get("shuffle", True)),
-                                      shuffle_buffer=int(self.data_cfg.get("shuffle_buffer") or 0))
-        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers,
+                                      shuffle_buffer=int(self.data_cfg.get("shuffle_buffer") or 0),
+                                      rank=rank, world_size=world_size, batch_size=batch_size,
+                                      start_batch=self.start_batch)
+        return DataLoader(dataset, batch_size=batch_size, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self):
         self.setup()
         # the validation tokens are already in memory, so worker processes would only add start-up time
-        return DataLoader(BlockDataset(self.splits["validation"], self.context_length + 1),
-                          batch_size=self.batch_size, shuffle=False)
+        dataset = BlockDataset(self.splits["validation"], self.context_length + 1)
+        rank, world_size = trainer_rank(self)   # the same blocks per batch index as one process: see datamodule.py
+        return DataLoader(dataset, batch_size=per_rank_batch_size(self.batch_size, world_size),
+                          sampler=ShardSampler(len(dataset), rank, world_size))
 
     def val_token_count(self) -> int:
         """Target tokens scored by one full validation pass."""

@@ -7,6 +7,9 @@ change in validation loss and perplexity against the full layer's cell.
 Cells are keyed by their training config (`runs.config_key`). A cell whose row already exists in
 ablations.csv is skipped, and a cell whose run already exists in runs.csv reuses that run's numbers.
 An interrupted sweep so resumes where it stopped. `force=true` trains every cell again.
+
+With `-m` (`ablate_multirun`), the cells that need training run as separate jobs of a Hydra launcher
+(sweep.py), for example `hydra/launcher=submitit_local`; then this process writes the rows from their runs.
 """
 
 import json
@@ -90,18 +93,13 @@ def ablation_cells(component: str, cfg: DictConfig) -> list[Cell]:
     return [reference, *COMPONENTS[component](cfg)]
 
 
-def ablate(cfg: DictConfig, overrides: list[str], on_cell=None) -> list[dict]:
+def ablate(cfg: DictConfig, overrides: list[str], on_cell=None, trained_in_jobs: set[str] | None = None) -> list[dict]:
     """Run every cell of `cfg.ablate.component` and return its rows (appended to ablations.csv).
 
     `on_cell(index, total, cell, status)` is called before each cell, for progress output.
+    `trained_in_jobs` holds the run ids that `ablate_multirun`'s jobs just trained for the cells.
     """
-    component = cfg.ablate.component
-    if component is None:
-        raise UserError(f"no component given; run `idattn ablate component=<name>` with one of: {', '.join(COMPONENTS)}")
-    cells = ablation_cells(component, cfg)
-    configs = [_compose_cell(overrides, cell) for cell in cells]
-    _check_distinct(component, cells, configs)
-
+    component, cells, configs = _cells(cfg, overrides)
     path = Path(cfg.paths.results_dir) / "ablations.csv"
     rows, reference = [], None
     for index, (cell, cell_cfg) in enumerate(zip(cells, configs)):
@@ -112,12 +110,37 @@ def ablate(cfg: DictConfig, overrides: list[str], on_cell=None) -> list[dict]:
         if existing is not None:
             row = {**existing, "status": "skipped"}
         else:
-            row = _run_cell(cell_cfg, overrides + cell.overrides, bool(cfg.ablate.force))
+            force = bool(cfg.ablate.force) and trained_in_jobs is None
+            row = _run_cell(cell_cfg, overrides + cell.overrides, force, trained_in_jobs or set())
             row = _ablation_row(component, cell, key, row, reference, overrides, cell_cfg)
             append_row(path, row)
         reference = reference or row
         rows.append(row)
     return rows
+
+
+def ablate_multirun(cfg: DictConfig, overrides: list[str], hydra_overrides: list[str], on_cell=None) -> list[dict]:
+    """Train the cells that need it as jobs of the Hydra launcher in `hydra_overrides`, then write the rows."""
+    from .sweep import launch
+
+    component, cells, configs = _cells(cfg, overrides)
+    path, force = Path(cfg.paths.results_dir) / "ablations.csv", bool(cfg.ablate.force)
+    pending = [cell for cell, cell_cfg in zip(cells, configs)
+               if force or (_existing_row(path, component, cell.name, config_key(cell_cfg)) is None
+                            and find_run(cfg.paths.results_dir, key=config_key(cell_cfg)) is None)]
+    trained = set(launch([overrides + cell.overrides for cell in pending], hydra_overrides)) if pending else set()
+    return ablate(cfg, overrides, on_cell, trained_in_jobs=trained)
+
+
+def _cells(cfg: DictConfig, overrides: list[str]) -> tuple[str, list[Cell], list[DictConfig]]:
+    """Return the component, its cells and each cell's composed config."""
+    component = cfg.ablate.component
+    if component is None:
+        raise UserError(f"no component given; run `idattn ablate component=<name>` with one of: {', '.join(COMPONENTS)}")
+    cells = ablation_cells(component, cfg)
+    configs = [_compose_cell(overrides, cell) for cell in cells]
+    _check_distinct(component, cells, configs)
+    return component, cells, configs
 
 
 def _compose_cell(overrides: list[str], cell: Cell) -> DictConfig:
@@ -140,10 +163,12 @@ def _existing_row(path: Path, component: str, cell: str, key: str) -> dict | Non
     return None
 
 
-def _run_cell(cell_cfg: DictConfig, overrides: list[str], force: bool) -> dict:
+def _run_cell(cell_cfg: DictConfig, overrides: list[str], force: bool, trained_in_jobs: set[str]) -> dict:
     """Return the runs.csv row of the cell: an earlier run of the same config, else a new one."""
     if not force:
         run = find_run(cell_cfg.paths.results_dir, key=config_key(cell_cfg))
+        if run is not None and run.run_id in trained_in_jobs:
+            return {**run.row, "status": "trained"}
         if run is not None:
             log.info("reusing run %s (same training config)", run.run_id)
             return {**run.row, "status": "reused"}

@@ -16,11 +16,13 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import UserError
-from ..training.precision import resolve_precision
 
 log = logging.getLogger("idattn")
 
 TRAINING_SECTIONS = ("seed", "model", "mixer", "data", "tokenizer", "trainer", "optim")
+# trainer settings that decide how a run is executed, checkpointed or logged, not what it learns: a
+# DDP run sees the same global batches as a single-device one (data/samplers.py)
+EXECUTION_KEYS = ("accelerator", "devices", "num_nodes", "strategy", "log_every_n_steps", "checkpoint_every_n_steps")
 
 
 @dataclass
@@ -36,8 +38,13 @@ def training_config(config: dict | DictConfig) -> dict:
     if isinstance(config, DictConfig):
         config = OmegaConf.to_container(config, resolve=True)
     sections = {key: config.get(key) for key in TRAINING_SECTIONS}
-    if sections["trainer"] and sections["trainer"].get("precision") is None:   # as train() records it
-        sections["trainer"] = {**sections["trainer"], "precision": resolve_precision(OmegaConf.create(sections["trainer"]))}
+    trainer = sections["trainer"]
+    if trainer:
+        if trainer.get("precision") is None:   # as train() records it
+            from ..training.precision import resolve_precision   # imports torch, which `idattn results` avoids
+
+            trainer = {**trainer, "precision": resolve_precision(OmegaConf.create(trainer))}
+        sections["trainer"] = {key: value for key, value in trainer.items() if key not in EXECUTION_KEYS}
     return sections
 
 

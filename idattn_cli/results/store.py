@@ -6,29 +6,50 @@ that then replaces the old one. A crash so leaves either the old or the new file
 """
 
 import csv
+import io
 import os
 import tempfile
 from pathlib import Path
 
 from filelock import FileLock
 
+from ..provenance import global_rank
+
 
 def append_row(path: str | Path, row: dict) -> Path:
-    """Append `row` to the CSV at `path`, creating it (and its folder) with a header if needed."""
+    """Append `row` to the CSV at `path`, creating it (and its folder) with a header if needed.
+
+    Only the global-rank-0 process of a distributed run writes; the other ranks return at once.
+    """
     path = Path(path)
+    if global_rank() != 0:
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         header = _read_header(path)
         if header is None:
             _write_atomic(path, list(row), [], row)
         elif set(row) <= set(header):
-            with path.open("a", newline="") as file:
-                csv.DictWriter(file, fieldnames=header).writerow(row)
+            _append_line(path, header, row)
         else:
             with path.open(newline="") as file:
                 old_rows = list(csv.DictReader(file))
             _write_atomic(path, header + [key for key in row if key not in header], old_rows, row)
     return path
+
+
+def _append_line(path: Path, header: list[str], row: dict) -> None:
+    """Write the row with one write() to a file opened with O_APPEND, so a kill cannot leave half a row
+    behind a partly written buffer."""
+    text = io.StringIO()
+    csv.DictWriter(text, fieldnames=header).writerow(row)
+    data = text.getvalue().encode()
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        while data:
+            data = data[os.write(descriptor, data):]
+    finally:
+        os.close(descriptor)
 
 
 def _read_header(path: Path) -> list[str] | None:

@@ -13,6 +13,7 @@ import math
 import pandas as pd
 
 from ..errors import UserError
+from ..recipes.runs import EXECUTION_KEYS
 from . import paper
 
 SCALES = ("tiny", "small", "125m", "350m", "760m", "1.3b")
@@ -118,7 +119,9 @@ def _setup(config_text: str) -> dict:
         config = json.loads(config_text) if config_text else {}
     except json.JSONDecodeError:
         config = {}
-    return _flatten({key: config[key] for key in SETUP_SECTIONS if key in config})
+    flat = _flatten({key: config[key] for key in SETUP_SECTIONS if key in config})
+    return {key: value for key, value in flat.items()
+            if not (key.startswith("trainer.") and key.removeprefix("trainer.") in EXECUTION_KEYS)}
 
 
 def label_setups(frame: pd.DataFrame) -> pd.DataFrame:

@@ -18,10 +18,11 @@ class MetricLogger(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step
+        if outputs is None:   # a batch skipped for a non-finite loss; the module logs it
+            return
         if trainer.is_global_zero and (step % self.every_n_steps == 0 or step in (1, self.max_steps)):
             lr = trainer.optimizers[0].param_groups[0]["lr"]
-            loss = float(outputs["loss"]) if isinstance(outputs, dict) else float(outputs)
-            log.info("step %d/%d  train_loss %.4f  lr %.2e", step, self.max_steps, loss, lr)
+            log.info("step %d/%d  train_loss %.4f  lr %.2e", step, self.max_steps, pl_module.last_train_loss, lr)
 
     def on_validation_end(self, trainer, pl_module):
         metrics = pl_module.val_metrics
@@ -31,20 +32,44 @@ class MetricLogger(L.Callback):
 
 
 class Throughput(L.Callback):
-    """Training tokens per second over all optimizer steps after the first (which pays one-off costs)."""
+    """Training tokens per second over all optimizer steps after the first (which pays one-off costs),
+    and the wall time of fitting. Both are saved in checkpoints, so they cover all parts of a resumed run."""
 
     def __init__(self):
         self.tokens = 0
         self.seconds = 0.0
         self._start = None
         self.last_train_loss = float("nan")
+        self.fit_seconds_before = 0.0   # fitting time of earlier parts of a resumed run
+        self._fit_start = None
+
+    def on_fit_start(self, trainer, pl_module):
+        self._fit_start = time.perf_counter()
+
+    @property
+    def train_seconds(self) -> float:
+        """Wall-clock seconds spent fitting, in this process and in the parts it resumed from."""
+        ongoing = time.perf_counter() - self._fit_start if self._fit_start is not None else 0.0
+        return self.fit_seconds_before + ongoing
+
+    def on_fit_end(self, trainer, pl_module):
+        self.fit_seconds_before, self._fit_start = self.train_seconds, None
+
+    def state_dict(self) -> dict:
+        return {"tokens": self.tokens, "seconds": self.seconds, "last_train_loss": self.last_train_loss,
+                "train_seconds": self.train_seconds}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.tokens, self.seconds = state["tokens"], state["seconds"]
+        self.last_train_loss, self.fit_seconds_before = state["last_train_loss"], state["train_seconds"]
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self._start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        self.last_train_loss = float(loss)
+        if outputs is None:   # a batch skipped for a non-finite loss
+            return
+        self.last_train_loss = pl_module.last_train_loss
         if trainer.global_step > 1:
             self.seconds += time.perf_counter() - self._start
             self.tokens += batch[:, 1:].numel() * trainer.world_size

@@ -6,13 +6,30 @@ Optimizer groups (AdamW):
   ssm       recurrence and SSM input-norm params    min(peak lr, ssm_lr_cap), no weight decay
 
 The learning rate rises linearly over warmup_steps, then follows a cosine down to min_lr at max_steps.
+
+Checkpoints also carry `batches_seen` (the data position: global batches trained on, skipped ones
+included) and the RNG states, so a resumed run continues exactly as the uninterrupted one would.
+
+A non-finite training loss stops the run with `NonFiniteLoss`; with `skip_nonfinite` the batch is
+skipped instead (no backward, no optimizer step) and counted in `nonfinite_skipped`. Ranks agree on
+the decision, so a DDP run skips or stops on all ranks together.
 """
 
+import logging
 import math
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+
+from ..errors import RunError
+
+
+log = logging.getLogger("idattn")
+
+
+class NonFiniteLoss(RunError):
+    """The training loss became NaN or infinite."""
 
 
 def warmup_cosine(step: int, warmup_steps: int, max_steps: int, floor: float) -> float:
@@ -25,7 +42,7 @@ def warmup_cosine(step: int, warmup_steps: int, max_steps: int, floor: float) ->
 
 class LMModule(L.LightningModule):
     def __init__(self, model, optim_cfg: dict, max_steps: int, bytes_per_token: float = 1.0,
-                 config: dict | None = None):
+                 config: dict | None = None, skip_nonfinite: bool = False):
         super().__init__()
         # the whole run config goes into checkpoints, so `load_model` can rebuild the model
         self.save_hyperparameters({"config": config})
@@ -33,6 +50,12 @@ class LMModule(L.LightningModule):
         self.optim_cfg = dict(optim_cfg)
         self.max_steps = max_steps
         self.bytes_per_token = bytes_per_token
+        self.skip_nonfinite = skip_nonfinite
+        self.batches_seen = 0
+        self.nonfinite_skipped = 0
+        self.last_train_loss = math.nan   # of the global batch (averaged over ranks)
+        self.resumed_from_step: int | None = None
+        self.describe_checkpoint = lambda: "no checkpoint written yet"   # set by train() for NonFiniteLoss
         self._val_nats = 0.0
         self._val_tokens = 0
         self.val_metrics: dict[str, float] = {}
@@ -43,9 +66,45 @@ class LMModule(L.LightningModule):
         return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction=reduction)
 
     def training_step(self, batch, batch_idx):
+        self.batches_seen += 1
         loss = self._loss(batch)
-        self.log("train_loss", loss, prog_bar=True)
+        mean_loss = loss.detach()
+        if self.trainer.world_size > 1:   # the loss of the global batch, as one process would see it
+            mean_loss = self.trainer.strategy.reduce(mean_loss, reduce_op="mean")
+        self.last_train_loss = float(mean_loss)
+        if not math.isfinite(self.last_train_loss):   # equal on all ranks, so they stop or skip together
+            return self._non_finite(self.last_train_loss)
+        self.log("train_loss", mean_loss, prog_bar=True)
         return loss
+
+    def _non_finite(self, loss):
+        step = self.trainer.global_step + 1   # the optimizer step this batch belongs to, counted from 1
+        if not self.skip_nonfinite:
+            raise NonFiniteLoss(f"training loss is {loss} at step {step}; last good checkpoint: "
+                                f"{self.describe_checkpoint()}. Lower optim.lr or raise optim.warmup_steps and "
+                                "resume with resume=<run id>, or set trainer.skip_nonfinite=true to skip such steps")
+        self.nonfinite_skipped += 1
+        log.warning("step %d: training loss is %s, batch skipped (%d so far)", step, loss, self.nonfinite_skipped)
+        return None   # Lightning runs no backward and no optimizer step for this batch
+
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["data_position"] = self.batches_seen
+        checkpoint["nonfinite_skipped"] = self.nonfinite_skipped
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state(),
+                                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+    def on_load_checkpoint(self, checkpoint):
+        self.resumed_from_step = checkpoint.get("global_step")
+        self.batches_seen = checkpoint.get("data_position", 0)
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        if datamodule is not None:   # restored before the train dataloader is built, so it starts there
+            datamodule.start_batch = self.batches_seen
+        self.nonfinite_skipped = checkpoint.get("nonfinite_skipped", 0)
+        states = checkpoint.get("rng_states")
+        if states:
+            torch.set_rng_state(states["torch"])
+            if states["cuda"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(states["cuda"])
 
     def on_validation_epoch_start(self):
         self._val_nats, self._val_tokens = 0.0, 0
@@ -66,8 +125,9 @@ class LMModule(L.LightningModule):
             "val_bpb": loss / math.log(2) / self.bytes_per_token,
             "val_tokens": int(tokens),
         }
-        self.log("val_loss", loss, prog_bar=True, sync_dist=False, rank_zero_only=True)
-        self.log("val_bpb", self.val_metrics["val_bpb"], prog_bar=True, rank_zero_only=True)
+        # equal on every rank already, so sync_dist only tells Lightning so
+        self.log("val_loss", loss, prog_bar=True, sync_dist=True)
+        self.log("val_bpb", self.val_metrics["val_bpb"], prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self):
         cfg = self.optim_cfg
