@@ -210,22 +210,21 @@ def quick_run(tmp_path):
 
 @pytest.fixture
 def loss_nan_at_batch(monkeypatch):
-    """Make the training loss NaN on the given batches (counted from 1)."""
+    """Make the training loss NaN on the batches (counted from 1) in the returned set."""
     from idattn_cli.training.module import LMModule
 
-    def install(*batches):
-        original = LMModule._loss
+    batches, original = set(), LMModule._loss
 
-        def loss(self, batch, reduction="mean"):
-            value = original(self, batch, reduction)
-            return value * math.nan if self.training and self.batches_seen in batches else value
+    def loss(self, batch, reduction="mean"):
+        value = original(self, batch, reduction)
+        return value * math.nan if self.training and self.batches_seen in batches else value
 
-        monkeypatch.setattr(LMModule, "_loss", loss)
-    return install
+    monkeypatch.setattr(LMModule, "_loss", loss)
+    return batches
 
 
 def test_nonfinite_loss_stops_run(tmp_path, quick_run, loss_nan_at_batch):
-    loss_nan_at_batch(3)
+    loss_nan_at_batch.add(3)
     result = cli("train", *quick_run, "trainer.checkpoint_every_n_steps=2")
     assert result.exit_code == 1
     checkpoint = next(tmp_path.glob("outputs/*/checkpoints/resume.ckpt"))
@@ -236,10 +235,28 @@ def test_nonfinite_loss_stops_run(tmp_path, quick_run, loss_nan_at_batch):
 
 
 def test_nonfinite_loss_skipped_and_counted(tmp_path, quick_run, loss_nan_at_batch):
-    loss_nan_at_batch(2)
+    loss_nan_at_batch.add(2)
     result = cli("train", *quick_run, "trainer.skip_nonfinite=true")
     assert result.exit_code == 0, result.output
     [row] = runs(tmp_path)
     assert row["nonfinite_skipped"] == "1"
     assert row["steps"] == "3", "the skipped batch made no optimizer step, so a fourth batch was trained"
     assert math.isfinite(float(row["val_loss"]))
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_resume_after_stop_matches_uninterrupted(tmp_path, quick_run, loss_nan_at_batch, accumulate):
+    # a run stopped by a NaN in step 5 resumes from its step-4 checkpoint, also between accumulated batches
+    settings = [*quick_run, "trainer.max_steps=6", "trainer.checkpoint_every_n_steps=2",
+                f"trainer.accumulate_grad_batches={accumulate}"]
+    assert cli("train", *settings, *paths(tmp_path / "uninterrupted")).exit_code == 0
+    loss_nan_at_batch.add(5 * accumulate)
+    assert cli("train", *settings, *paths(tmp_path / "stopped")).exit_code == 1
+    loss_nan_at_batch.clear()
+
+    result = cli("train", *settings, *paths(tmp_path / "stopped"), "resume=last")
+    assert result.exit_code == 0, result.output
+    [expected], [row] = runs(tmp_path / "uninterrupted"), runs(tmp_path / "stopped")
+    assert row["resumed_from_step"] == "4"
+    assert row["steps"] == expected["steps"] == "6"
+    assert abs(float(row["val_loss"]) - float(expected["val_loss"])) <= 1e-6
