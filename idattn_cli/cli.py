@@ -165,12 +165,13 @@ def _train_multirun(overrides: list[str], debug: bool) -> None:
         cfg = [_compose(job) for job in jobs][0]   # every job's config and data checked before any starts
         run_ids = launch(jobs, hydra_overrides)
     rows = {row["run_id"]: row for row in read_rows(Path(cfg.paths.results_dir) / "runs.csv")}
+    swept = [i for i in range(len(jobs[0])) if len({job[i] for job in jobs}) > 1]   # the overrides that vary
     table = Table(title=f"{len(run_ids)} runs", title_justify="left")
-    for name in ("run", "overrides", "val loss", "val ppl"):
+    for name in ("run", "swept", "val loss", "val ppl"):
         table.add_column(name, overflow="fold")
     for run_id, job in zip(run_ids, jobs):
         row = rows.get(run_id, {})
-        table.add_row(run_id, " ".join(job), f"{float(row.get('val_loss') or 'nan'):.4f}",
+        table.add_row(run_id, " ".join(job[i] for i in swept), f"{float(row.get('val_loss') or 'nan'):.4f}",
                       f"{float(row.get('val_ppl') or 'nan'):.3f}")
     console.print(table)
     console.print(f"results rows appended to: {Path(cfg.paths.results_dir) / 'runs.csv'}", soft_wrap=True, highlight=False)
@@ -182,7 +183,8 @@ def _prefix_override(override: str, short: str, full: str) -> str:
 
 
 def _announce_cell(index: int, total: int, cell, status: str) -> None:
-    action = "already in ablations.csv, skipped" if status == "skip" else "training (or reusing a matching run)"
+    action = {"skip": "already in ablations.csv, skipped", "job": "to train in a Hydra job",
+              "reuse": "reusing a run of the same training config"}.get(status, "training (or reusing a matching run)")
     logging.getLogger("idattn").info("cell %d/%d %s: %s", index + 1, total, cell.name, action)
 
 

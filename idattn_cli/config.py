@@ -64,6 +64,10 @@ def _missing_option_message(text: str) -> str:
 
 def _unknown_key_message(error, overrides, config_name) -> str:
     found = re.search(r"full_key: (\S+)", str(error.__cause__ or ""))
+    sweep = re.search(r"Ambiguous value for argument '([^']+)'", str(error))
+    if sweep:
+        return (f"{sweep.group(1)} is a sweep (comma-separated values); add -m to run one job per value, "
+                "or write a list in brackets, e.g. 'optim.betas=[0.9,0.95]'")
     if not found:
         return f"invalid override: {str(error).splitlines()[0]}"
     key = found.group(1)
@@ -140,6 +144,11 @@ def validate_config(cfg: DictConfig) -> None:
             typed = is_number and (kind is float or isinstance(value, int))
         if not typed or not is_valid(value):
             raise UserError(f"invalid value {value!r} for {path}; set it to {requirement}")
+    devices = cfg.trainer.get("devices")
+    if not (devices == "auto" or (isinstance(devices, int) and not isinstance(devices, bool) and devices > 0)
+            or OmegaConf.is_list(devices)):
+        raise UserError(f"invalid value {devices!r} for trainer.devices; set it to auto, a positive number of "
+                        "devices (processes on CPU), or a list of GPU indices such as [0,1]")
     resume = cfg.get("resume")
     if resume is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(resume)):
         raise UserError(f"invalid value {resume!r} for resume; set it to last or to a run id such as "

@@ -147,14 +147,15 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path, uninterrupted):
 
 
 @pytest.mark.slow
-def test_sigterm_saves_and_prints_resume(tmp_path, uninterrupted):
+@pytest.mark.parametrize("signum, status, name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C (SIGINT)")])
+def test_signal_stops_with_resume_command(tmp_path, uninterrupted, signum, status, name):
     process = start_until_checkpoint(tmp_path)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 143
+    assert process.returncode == status
     message = " ".join(stderr.split())
     run_id = next(tmp_path.glob("outputs/*")).name
-    assert f"error: run {run_id} stopped by SIGTERM at step" in message
+    assert f"error: run {run_id} stopped by {name} at step" in message
     assert f"resume={run_id}`" in message
     assert runs(tmp_path) == []
 
@@ -192,6 +193,18 @@ def test_resume_finished_run_rejected(tmp_path, quick_run):
     result = cli("train", *quick_run, f"resume={run_id}")
     assert result.exit_code == 2
     assert f"run {run_id} already finished" in result.output
+
+
+def test_resume_damaged_checkpoint_rejected(tmp_path, quick_run):
+    run_dir = tmp_path / "outputs" / "20260101-000000-abcdef"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("seed: 1\n")
+    torch.save({"step": 1}, run_dir / "checkpoints" / "resume.ckpt")
+    data = (run_dir / "checkpoints" / "resume.ckpt").read_bytes()
+    (run_dir / "checkpoints" / "resume.ckpt").write_bytes(data[:len(data) // 2])   # as a failed copy leaves it
+    result = cli("train", *quick_run, "resume=20260101-000000-abcdef")
+    assert result.exit_code == 2
+    assert "checkpoints/resume.ckpt is damaged (not a complete torch checkpoint)" in " ".join(result.output.split())
 
 
 def test_resume_last_starts_new_run(tmp_path, quick_run):

@@ -125,11 +125,21 @@ def ablate_multirun(cfg: DictConfig, overrides: list[str], hydra_overrides: list
 
     component, cells, configs = _cells(cfg, overrides)
     path, force = Path(cfg.paths.results_dir) / "ablations.csv", bool(cfg.ablate.force)
-    pending = [cell for cell, cell_cfg in zip(cells, configs)
-               if force or (_existing_row(path, component, cell.name, config_key(cell_cfg)) is None
-                            and find_run(cfg.paths.results_dir, key=config_key(cell_cfg)) is None)]
+    pending = []
+    for index, (cell, cell_cfg) in enumerate(zip(cells, configs)):
+        key = config_key(cell_cfg)
+        if force:
+            status = "job"
+        elif _existing_row(path, component, cell.name, key) is not None:
+            status = "skip"
+        else:
+            status = "reuse" if find_run(cfg.paths.results_dir, key=key) is not None else "job"
+        if on_cell:
+            on_cell(index, len(cells), cell, status)
+        if status == "job":
+            pending.append(cell)
     trained = set(launch([overrides + cell.overrides for cell in pending], hydra_overrides)) if pending else set()
-    return ablate(cfg, overrides, on_cell, trained_in_jobs=trained)
+    return ablate(cfg, overrides, trained_in_jobs=trained)
 
 
 def _cells(cfg: DictConfig, overrides: list[str]) -> tuple[str, list[Cell], list[DictConfig]]:

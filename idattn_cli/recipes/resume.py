@@ -7,6 +7,7 @@ unfinished while it has `checkpoints/resume.ckpt` in its folder and no row in ru
 """
 
 import logging
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def find_resume(cfg: DictConfig) -> Resume | None:
                 continue
             saved = OmegaConf.load(config_file)
             if config_key(saved) == key:
-                return Resume(run_dir.name, checkpoint, saved)
+                return Resume(run_dir.name, _checked(checkpoint), saved)
         log.info("resume=last: no unfinished run of this config in %s, so a new run starts", output_dir)
         return None
     if value in finished:
@@ -57,4 +58,13 @@ def find_resume(cfg: DictConfig) -> Resume | None:
         listed = ", ".join(unfinished[-5:]) or "none"
         raise UserError(f"no checkpoint to resume run {value!r} from ({checkpoint} not found); "
                         f"unfinished runs in {output_dir}: {listed}; or use resume=last")
-    return Resume(value, checkpoint, OmegaConf.load(run_dir / "config.yaml"))
+    return Resume(value, _checked(checkpoint), OmegaConf.load(run_dir / "config.yaml"))
+
+
+def _checked(checkpoint: Path) -> Path:
+    """Return `checkpoint` if it is a whole torch.save file (a zip archive whose central directory, at the
+    very end, is intact), else raise UserError."""
+    if not zipfile.is_zipfile(checkpoint):
+        raise UserError(f"checkpoint {checkpoint} is damaged (not a complete torch checkpoint); restore it from a "
+                        "copy, or start a new run without resume= (delete that run folder first with resume=last)")
+    return checkpoint

@@ -10,6 +10,7 @@ this process waits for all jobs and reports the ones that failed.
 
 import itertools
 import logging
+import os
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -19,6 +20,8 @@ from ..config import compose_config, conf_dir
 from ..errors import UserError
 
 log = logging.getLogger("idattn")
+
+THREADS_ENV = "IDATTN_TORCH_THREADS"   # torch threads per job, set for the jobs of submitit_local
 
 
 def is_hydra_override(override: str) -> bool:
@@ -57,11 +60,16 @@ def launch(jobs: list[list[str]], hydra_overrides: list[str]) -> list[str]:
         context = HydraContext(config_loader=hydra.config_loader, callbacks=Callbacks(config))
         launcher = Plugins.instance().instantiate_launcher(hydra_context=context, task_function=train_job,
                                                            config=config)
-        log.info("%d jobs through hydra/launcher=%s, logs in %s", len(jobs),
-                 config.hydra.runtime.choices.get("hydra/launcher"), config.hydra.sweep.dir)
+        name = config.hydra.runtime.choices.get("hydra/launcher")
+        log.info("%d jobs through hydra/launcher=%s, logs in %s", len(jobs), name, config.hydra.sweep.dir)
+        if name == "submitit_local":   # all jobs run at once, so they share the cores instead of each taking all
+            cores = config.hydra.launcher.cpus_per_task or max(1, (os.cpu_count() or 1) // len(jobs))
+            os.environ[THREADS_ENV] = str(cores)
         returns = launcher.launch(jobs, initial_job_idx=0)
     finally:
         GlobalHydra.instance().clear()
+        os.environ.pop(THREADS_ENV, None)
+    _remove_empty_folder(Path(str(config.hydra.sweep.dir)) / ".submitit" / "%j")   # submitit's unused template
     failed = [(index, ret) for index, ret in enumerate(returns) if ret.status == JobStatus.FAILED]
     if failed:
         index, ret = failed[0]
@@ -72,13 +80,25 @@ def launch(jobs: list[list[str]], hydra_overrides: list[str]) -> list[str]:
     return [ret.return_value for ret in returns]
 
 
+def _remove_empty_folder(folder: Path) -> None:
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+
+
 def train_job(cfg: DictConfig) -> str:
     """Task of one job (runs in the job's process): train the job's config and return the run id."""
+    import torch
     from hydra.core.hydra_config import HydraConfig
 
+    from ..cli import _setup_logging
     from ..config import validate_config
     from .train import train
 
+    if not logging.getLogger().handlers:   # a job process of its own: log as `idattn train` does
+        _setup_logging()
+    threads = os.environ.get(THREADS_ENV) or os.environ.get("SLURM_CPUS_PER_TASK")
+    if threads:
+        torch.set_num_threads(int(threads))
     OmegaConf.resolve(cfg)
     validate_config(cfg)
     return train(cfg, list(HydraConfig.get().overrides.task))["run_id"]

@@ -88,9 +88,24 @@ def recipe_name(overrides: list[str] | None) -> str:
 
 
 class Interrupted(RunError):
-    """The run received SIGTERM; exit status 143 as for a process ended by that signal."""
+    """The run received SIGTERM (exit status 143) or SIGINT (130), as for a process ended by that signal."""
 
-    exit_code = 143
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _fit(trainer, module, datamodule, resume, run_id: str, checkpoints, overrides: list[str] | None) -> None:
+    """Fit, and turn Lightning's exits on SIGTERM and Ctrl-C into `Interrupted` with the command that continues."""
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume.checkpoint) if resume else None)
+    except SystemExit as stop:   # Lightning exits with status 0 on SIGTERM and 1 on Ctrl-C, with no message
+        if not trainer.interrupted:
+            raise
+        signal, status = ("SIGTERM", 143) if isinstance(stop, SIGTERMException) else ("Ctrl-C (SIGINT)", 130)
+        command = " ".join(["idattn train", *[o for o in overrides or [] if o.startswith("paths.")]])
+        raise Interrupted(f"run {run_id} stopped by {signal} at step {trainer.global_step}; checkpoint: "
+                          f"{checkpoints.describe()}; continue with `{command} resume={run_id}`", status) from stop
 
 
 def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
@@ -122,6 +137,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
     if rank_zero and resume is None:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+        (output_dir / "overrides.txt").write_text("".join(f"{o}\n" for o in overrides or []))
     model = build_model(cfg.model, cfg.mixer, tokenizer.vocab_size)
     module = LMModule(model, cfg.optim, cfg.trainer.max_steps, datamodule.bytes_per_token(),
                       config=OmegaConf.to_container(cfg), skip_nonfinite=cfg.trainer.skip_nonfinite)
@@ -131,12 +147,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
              f"{n_params:,}", output_dir, f", resuming from {resume.checkpoint}" if resume else "")
 
     os.environ[RUN_ID_ENV] = run_id   # DDP's launcher copies the environment into the other ranks
-    try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume.checkpoint) if resume else None)
-    except SIGTERMException as stop:   # a SystemExit, which would otherwise end the command with status 0
-        command = " ".join(["idattn train", *[o for o in overrides or [] if o.startswith("paths.")]])
-        raise Interrupted(f"run {run_id} stopped by SIGTERM at step {trainer.global_step}; checkpoint: "
-                          f"{checkpoints.describe()}; continue with `{command} resume={run_id}`") from stop
+    _fit(trainer, module, datamodule, resume, run_id, checkpoints, overrides)
 
     trainer.limit_val_batches = cfg.trainer.final_limit_val_batches
     trainer.validate(module, datamodule=datamodule, verbose=False)
@@ -175,13 +186,21 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
         "git_revision": provenance.git_revision(),
         **provenance.versions(),
         "mixer_config": json.dumps(OmegaConf.to_container(cfg.mixer), sort_keys=True),
-        "overrides": " ".join(overrides or []),
+        "overrides": " ".join(_started_with(output_dir, cfg.get("resume")) + list(overrides or [])),
         "config": json.dumps(OmegaConf.to_container(cfg), sort_keys=True),
     }
     append_row(Path(cfg.paths.results_dir) / "runs.csv", row)   # a no-op on ranks other than 0
     if rank_zero:   # last.ckpt holds the same state and more, so the resume point only takes disk space
         checkpoints.path.unlink(missing_ok=True)
     return row
+
+
+def _started_with(output_dir: Path, resume_value) -> list[str]:
+    """Return the overrides that a run continued by resume=<run id> was started with (saved in its folder)."""
+    path = output_dir / "overrides.txt"
+    if resume_value is None or str(resume_value) == "last" or not path.is_file():
+        return []   # resume=last is typed with the original overrides
+    return [line for line in path.read_text().splitlines() if line]
 
 
 def _shared_run_id() -> str:
