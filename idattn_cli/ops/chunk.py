@@ -73,9 +73,11 @@ def chunk_states(z, log_lam, b, initial_state, length):
     if state is None:
         state = z.new_zeros(batch, heads, log_lam.shape[-1], width)
     states_in = []
-    for n in range(n_chunks):
+    # unbind once: indexing chunk_update[:, :, n] in the loop would make backward add n_chunks
+    # full-size zero tensors, which is quadratic in the length
+    for update in chunk_update.unbind(dim=2):
         states_in.append(state)
-        state = lam_chunk * state + chunk_update[:, :, n]
+        state = lam_chunk * state + update
     X_in = torch.stack(states_in, dim=2)
     tail = length - (n_chunks - 1) * C
     if tail < C:

@@ -50,13 +50,13 @@ def readout_step(state, z_t, lam, b, c_out):
 
 
 def _scan(z, log_lam, b, c_out, state, chunk_size):
-    batch, heads, length, width = z.shape
+    batch, heads, _, width = z.shape
     if state is None:
         state = z.new_zeros(batch, heads, log_lam.shape[-1], width, dtype=log_lam.dtype)
     lam = torch.exp(log_lam)
     outputs = []
-    for t in range(length):
-        y_t, state = readout_step(state, z[:, :, t], lam, b, c_out)
+    for z_t in z.unbind(2):   # unbind, not z[:, :, t], for a backward linear in the length
+        y_t, state = readout_step(state, z_t, lam, b, c_out)
         outputs.append(y_t)
     return (torch.stack(outputs, dim=2) if outputs else z.clone()), state
 

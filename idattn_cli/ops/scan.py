@@ -37,15 +37,16 @@ def scan_step(state, q_t, k_t, v_t, lam, b, c):
 
 def scan(q, k, v, log_lam, b, c, initial_state):
     """Run `scan_step` over the sequence. Shapes as in `interdomain_attention`; returns (o, final_state)."""
-    batch, heads, length, rank = q.shape
+    batch, heads, _, rank = q.shape
     state = initial_state
     if state is None:
         state = q.new_zeros(batch, heads, log_lam.shape[-1], rank + v.shape[-1], dtype=log_lam.dtype)
     lam = torch.exp(log_lam)
 
     outputs = []
-    for t in range(length):
-        o_t, state = scan_step(state, q[:, :, t], k[:, :, t], v[:, :, t], lam, b, c)
+    # unbind, not q[:, :, t]: backward of each index would add a zero tensor of the whole input
+    for q_t, k_t, v_t in zip(q.unbind(2), k.unbind(2), v.unbind(2)):
+        o_t, state = scan_step(state, q_t, k_t, v_t, lam, b, c)
         outputs.append(o_t)
     o = torch.stack(outputs, dim=2) if outputs else v.new_zeros(v.shape)
     return o, state
