@@ -343,6 +343,38 @@ def results(
 
 
 @app.command()
+def bench(
+    name: str = typer.Argument(..., help="Benchmark to run: op or decode."),
+    lengths: str = typer.Option(None, "--lengths", help="Comma-separated lengths (op: 1K-16K, decode: 512-16K)."),
+    backends: str = typer.Option("chunk,fft,scan", "--backends", help="op: backends to time beside SDPA."),
+    models: str = typer.Option("tiny,125m", "--models", help="decode: model presets."),
+    reps: int = typer.Option(None, "--reps", help="Timed repetitions per point, median kept (op 3, decode 20)."),
+    slow_max_length: int = typer.Option(4096, "--slow-max-length", help="op: longest length for scan and "
+                                        "fft, which take minutes and gigabytes at 16K."),
+    results_dir: Path = typer.Option(Path("results"), "--results-dir", help="Folder of bench_<name>.csv."),
+    debug: bool = DEBUG,
+) -> None:
+    """Measure speed and memory (docs/benchmarks.md); rows to results/bench_<name>.csv."""
+    _setup_logging()
+    with _user_errors(debug):
+        from .recipes.bench import run_bench
+
+        rows, columns = run_bench(name, lengths, backends, models, reps, results_dir, slow_max_length)
+    table = Table(title=f"bench {name}, fp32, {rows[0]['device_name']}", title_justify="left")
+    for _, header, _ in columns:
+        table.add_column(header, justify="right")
+    for row in rows:
+        cells = [fmt.format(row[key]) if key in row else "" for key, _, fmt in columns]
+        if "error" in row:   # a point that failed, e.g. out of memory: its reason in the first empty cell
+            cells[cells.index("")] = "failed: " + row["error"]
+        table.add_row(*cells)
+    console.print(table)
+    if "matmul_gflops" in rows[0]:
+        console.print(f"fp32 matmul (2048^3): {rows[0]['matmul_gflops']:.0f} GFLOP/s", highlight=False)
+    console.print(f"results: {results_dir / f'bench_{name}.csv'}", soft_wrap=True, highlight=False)
+
+
+@app.command()
 def info(overrides: list[str] = OVERRIDES, debug: bool = DEBUG) -> None:
     """Print parameter count, state size and FLOPs per token of a configured model, without training."""
     _setup_logging()

@@ -1,0 +1,95 @@
+"""`idattn bench op`: forward and forward+backward time of the op's backends against causal SDPA.
+
+Shapes: batch 1, 8 heads, R = P = M = 64 (SDPA with head dim 64), fp32. Achieved GFLOP/s come from
+each op's own FLOP count: `InterdomainAttention.flops_per_token` (the chunk backend's forward) and
+4 L^2 d / 2 per head for causal attention; a backward counts as twice its forward. The machine's
+fp32 matmul rate is measured in the same run, so the fraction of it is comparable across machines.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from idattn_cli.layers.interdomain import InterdomainAttention
+from idattn_cli.ops import interdomain_attention
+
+from .timing import matmul_gflops, median_seconds
+
+HEADS, DIM = 8, 64
+COLUMNS = [("backend", "backend", "{}"), ("length", "length", "{:,}"), ("forward_ms", "fwd ms", "{:.1f}"),
+           ("forward_backward_ms", "fwd+bwd ms", "{:.1f}"), ("ratio_to_sdpa", "vs SDPA", "{:.2f}x"),
+           ("forward_backward_gflops", "GFLOP/s", "{:.1f}"), ("fraction_of_matmul", "of matmul", "{:.0%}")]
+
+
+def inputs(length: int, seed: int = 0):
+    """Return (q, k, v, log_lam, b, c) with gradients on q, k, v; S4D-like decays in [1e-3, 1e-1]."""
+    gen = torch.Generator().manual_seed(seed)
+    q, k, v = (torch.randn(1, HEADS, length, DIM, generator=gen).requires_grad_() for _ in range(3))
+    dt = torch.exp(torch.empty(HEADS, 1).uniform_(-6.9, -2.3, generator=gen))
+    A = torch.complex(-0.5 * torch.ones(HEADS, DIM), torch.pi * torch.arange(DIM).float().expand(HEADS, DIM))
+    log_lam = (dt * A).to(torch.complex64)
+    b = ((torch.exp(log_lam) - 1) / A).to(torch.complex64)
+    c = torch.randn(HEADS, DIM, DIM, dtype=torch.complex64, generator=gen) / DIM**0.5
+    return q, k, v, log_lam, b, c
+
+
+def op_flops(length: int) -> float:
+    """Forward FLOPs of the interdomain op over `length` tokens, from the layer's own formula."""
+    layer = InterdomainAttention(d_model=HEADS * DIM, n_heads=HEADS, state_dim=DIM, feature_dim=DIM)
+    return layer.flops_per_token(length)["forward"] * length
+
+
+def sdpa_flops(length: int) -> float:
+    """Forward FLOPs of causal attention: QK^T and AV over the lower triangle, 2 FLOPs per multiply-add."""
+    return HEADS * 2 * 2 * length * length * DIM / 2
+
+
+def measure(name: str, length: int, reps: int, chunk_size: int) -> dict:
+    q, k, v, log_lam, b, c = inputs(length)
+    if name == "sdpa":
+        def forward():
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        flops = sdpa_flops(length)
+    else:
+        def forward():
+            return interdomain_attention(q, k, v, log_lam, b, c, backend=name, chunk_size=chunk_size)
+        flops = op_flops(length)
+
+    def forward_backward():
+        forward().sum().backward()
+
+    with torch.no_grad():
+        fwd = median_seconds(forward, reps)
+    fwd_bwd = median_seconds(forward_backward, reps)
+    return {"backend": name, "length": length, "forward_ms": fwd * 1e3, "forward_backward_ms": fwd_bwd * 1e3,
+            "forward_backward_gflops": 3 * flops / fwd_bwd / 1e9}
+
+
+# scan steps token by token in Python, and fft forms length x M x (R+P) tensors, so at 16K they
+# would take minutes and gigabytes (an estimate from their times at 4K); by default they stop here
+SLOW_BACKENDS, SLOW_MAX_LENGTH = ("scan", "fft"), 4096
+
+
+def run(lengths: list[int], backends: list[str], reps: int = 3, chunk_size: int = 64,
+        slow_max_length: int = SLOW_MAX_LENGTH) -> list[dict]:
+    """Measure every backend at every length; add ratios to SDPA and the fraction of the matmul rate."""
+    peak = matmul_gflops()
+    rows = []
+    for length in lengths:
+        reference = measure("sdpa", length, reps, chunk_size)
+        rows.append(reference)
+        for name in backends:
+            if name in SLOW_BACKENDS and length > slow_max_length:
+                continue
+            try:
+                row = measure(name, length, reps, chunk_size)
+            except (RuntimeError, MemoryError) as error:   # e.g. fft's large tensors at 16K
+                row = {"backend": name, "length": length, "error": str(error).splitlines()[0][:120]}
+            rows.append(row)
+    for row in rows:
+        same_length = next(r for r in rows if r["backend"] == "sdpa" and r["length"] == row["length"])
+        if "forward_backward_ms" in row:
+            row["ratio_to_sdpa"] = row["forward_backward_ms"] / same_length["forward_backward_ms"]
+            row["fraction_of_matmul"] = row["forward_backward_gflops"] / peak
+        row["matmul_gflops"] = peak
+        row["chunk_size"] = chunk_size
+    return rows
