@@ -1,7 +1,7 @@
 """`idattn bench decode`: per-token decode latency and decoding-state memory against context length.
 
 For each model preset and mixer, the model (random weights, fp32, batch 1) decodes one token from a
-state as it stands after `length` tokens. Interdomain and S4D keep a fixed-size state, whose RoPE
+state it would have after `length` tokens. Interdomain and S4D keep a fixed-size state, whose RoPE
 position is set to `length`. Softmax keeps a KV cache of `length` positions, filled with random keys
 and values, and appends to it. Filling states directly avoids a prefill of up to 16K tokens per point.
 The step's time does not depend on the values in the state.

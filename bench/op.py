@@ -2,7 +2,7 @@
 
 Shapes: batch 1, 8 heads, R = P = M = 64 (SDPA with head dim 64), fp32. Achieved GFLOP/s come from
 each op's own FLOP count: `InterdomainAttention.flops_per_token` (the chunk backend's forward) and
-4 L^2 d / 2 per head for causal attention; a backward counts as twice its forward. The machine's
+4 L^2 d / 2 per head for causal attention. A backward pass counts as twice its forward. The machine's
 fp32 matmul rate is measured in the same run, so the fraction of it is comparable across machines.
 """
 
@@ -64,8 +64,8 @@ def measure(name: str, length: int, reps: int, chunk_size: int) -> dict:
             "forward_backward_gflops": 3 * flops / fwd_bwd / 1e9}
 
 
-# scan steps token by token in Python, and fft forms length x M x (R+P) tensors, so at 16K they
-# would take minutes and gigabytes (an estimate from their times at 4K); by default they stop here
+# scan steps token by token in Python and fft forms length x M x (R+P) tensors. At 16K they would
+# take minutes and gigabytes (an estimate from their times at 4K), so by default they stop at 4K.
 SLOW_BACKENDS, SLOW_MAX_LENGTH = ("scan", "fft"), 4096
 
 

@@ -96,7 +96,7 @@ def train(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN, debug: bo
     if multirun:
         return _train_multirun(overrides or [], debug)
     with _user_errors(debug):
-        _refuse_hydra_overrides(overrides or [])
+        _reject_hydra_overrides(overrides or [])
         cfg = _compose(overrides)
         from .recipes.train import train as run_train
 
@@ -128,7 +128,7 @@ def ablate(
 
         hydra_overrides = [o for o in overrides if is_hydra_override(o)]
         if not multirun:
-            _refuse_hydra_overrides(overrides)
+            _reject_hydra_overrides(overrides)
         overrides = [o for o in overrides if not is_hydra_override(o)]
         cfg = _compose(overrides, "ablate")
         from .recipes.ablate import ablate as run_ablate
@@ -145,7 +145,7 @@ def ablate(
     console.print(f"results: {Path(cfg.paths.results_dir) / 'ablations.csv'}", soft_wrap=True, highlight=False)
 
 
-def _refuse_hydra_overrides(overrides: list[str]) -> None:
+def _reject_hydra_overrides(overrides: list[str]) -> None:
     from .errors import UserError
     from .recipes.sweep import is_hydra_override
 
@@ -349,7 +349,7 @@ def bench(
     backends: str = typer.Option("chunk,fft,scan", "--backends", help="op: backends to time beside SDPA."),
     models: str = typer.Option("tiny,125m", "--models", help="decode: model presets."),
     reps: int = typer.Option(None, "--reps", help="Timed repetitions per point, median kept (op 3, decode 20)."),
-    slow_max_length: int = typer.Option(4096, "--slow-max-length", help="op: longest length for scan and "
+    slow_max_length: int = typer.Option(4096, "--slow-max-length", help="op: maximum length for scan and "
                                         "fft, which take minutes and gigabytes at 16K."),
     results_dir: Path = typer.Option(Path("results"), "--results-dir", help="Folder of bench_<name>.csv."),
     debug: bool = DEBUG,

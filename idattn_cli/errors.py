@@ -8,6 +8,6 @@ class UserError(Exception):
 
 
 class RunError(UserError):
-    """A run that started but could not finish (diverged, interrupted). The message says how to go on."""
+    """A run that started but could not finish (diverged, interrupted). The message gives the command that continues it."""
 
     exit_code = 1

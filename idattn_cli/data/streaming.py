@@ -58,10 +58,10 @@ class PackedStreamDataset(IterableDataset):
     def __iter__(self) -> Iterator[torch.Tensor]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        role = (worker + self.start_batch) % workers       # the worker this one stands in for
-        made = len(range(role, self.start_batch, workers))  # batches that role made before the resume
+        role = (worker + self.start_batch) % workers         # the worker whose shard this one reads
+        done = len(range(role, self.start_batch, workers))   # batches of that shard before the resume
         shard, shards = self.shard_index(role, workers)
-        return itertools.islice(self.iter_shard(shard, shards), made * self.batch_size, None)
+        return itertools.islice(self.iter_shard(shard, shards), done * self.batch_size, None)
 
     def shard_index(self, worker: int = 0, workers: int = 1) -> tuple[int, int]:
         """Return (shard, number of shards) of dataloader worker `worker` of `workers` on this rank."""

@@ -1,7 +1,7 @@
 """Find the checkpoint that `resume=` names.
 
 `resume=last` continues the newest unfinished run of the same training config (`runs.config_key`),
-so a preempted job can be restarted with its own command plus `resume=last`; with no such run it
+so a preempted job can be restarted with its own command plus `resume=last`. With no such run it
 starts a new one. `resume=<run id>` continues that run with the config saved in its folder. A run is
 unfinished while it has `checkpoints/resume.ckpt` in its folder and no row in runs.csv.
 """

@@ -21,7 +21,7 @@ log = logging.getLogger("idattn")
 
 TRAINING_SECTIONS = ("seed", "model", "mixer", "data", "tokenizer", "trainer", "optim")
 # trainer settings that decide how a run is executed, checkpointed or logged, not what it learns: a
-# DDP run sees the same global batches as a single-device one (data/samplers.py)
+# DDP run trains on the same global batches as a single-device one (data/samplers.py)
 EXECUTION_KEYS = ("accelerator", "devices", "num_nodes", "strategy", "log_every_n_steps", "checkpoint_every_n_steps")
 
 

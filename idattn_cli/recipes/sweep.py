@@ -1,6 +1,6 @@
 """Hydra multirun (`-m`): run each training of a sweep as one job of a Hydra launcher plugin.
 
-`hydra/launcher=basic` (the default) runs the jobs one after another in this process;
+`hydra/launcher=basic` (the default) runs the jobs one after another in this process.
 `hydra/launcher=submitit_local` runs each as its own local process, and `hydra/launcher=submitit_slurm`
 submits each to SLURM (docs/scaling.md). Hydra's own machinery composes every job's config from
 conf/ and the job's overrides, and writes its log and config under hydra.sweep.dir. Each job trains

@@ -1,9 +1,9 @@
 """`idattn train`: fit, validate on the whole validation split, save a checkpoint, append a row.
 
 A run writes `outputs/<run_id>/checkpoints/resume.ckpt` every trainer.checkpoint_every_n_steps steps
-and on SIGTERM; `resume=last` or `resume=<run_id>` continues from it (resume.py). Under DDP or FSDP
-every rank runs this function; rank 0 alone creates the run folder and writes files and rows, and the
-ranks share rank 0's run id (the launcher passes it to the others in IDATTN_RUN_ID).
+and on SIGTERM, and `resume=last` or `resume=<run_id>` continues from it (resume.py). Under DDP or
+FSDP every rank runs this function. Rank 0 alone creates the run folder and writes files and rows.
+The other ranks use rank 0's run id, which the launcher passes to them in IDATTN_RUN_ID.
 """
 
 import json
@@ -190,7 +190,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
         "config": json.dumps(OmegaConf.to_container(cfg), sort_keys=True),
     }
     append_row(Path(cfg.paths.results_dir) / "runs.csv", row)   # a no-op on ranks other than 0
-    if rank_zero:   # last.ckpt holds the same state and more, so the resume point only takes disk space
+    if rank_zero:   # last.ckpt contains the same state and more, so the resume point only takes disk space
         checkpoints.path.unlink(missing_ok=True)
     return row
 

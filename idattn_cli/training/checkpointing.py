@@ -1,8 +1,8 @@
 """Checkpoints a killed run can resume from.
 
 `AtomicCheckpointIO` writes each checkpoint to a temporary file in the same folder, syncs it to disk and
-renames it over the old one, so a kill at any moment leaves either the previous checkpoint or the new
-one, never a partial file. `ResumeCheckpoint` saves `checkpoints/resume.ckpt` every
+renames it over the old one. A kill at any moment so leaves the previous checkpoint or the new one,
+never a partial file. `ResumeCheckpoint` saves `checkpoints/resume.ckpt` every
 trainer.checkpoint_every_n_steps optimizer steps, and once more when the run receives SIGTERM.
 """
 

@@ -125,7 +125,7 @@ class LMModule(L.LightningModule):
             "val_bpb": loss / math.log(2) / self.bytes_per_token,
             "val_tokens": int(tokens),
         }
-        # equal on every rank already, so sync_dist only tells Lightning so
+        # equal on every rank already: sync_dist only marks them as synchronized for Lightning
         self.log("val_loss", loss, prog_bar=True, sync_dist=True)
         self.log("val_bpb", self.val_metrics["val_bpb"], prog_bar=True, sync_dist=True)
 
