@@ -93,13 +93,15 @@ def ablation_cells(component: str, cfg: DictConfig) -> list[Cell]:
     return [reference, *COMPONENTS[component](cfg)]
 
 
-def ablate(cfg: DictConfig, overrides: list[str], on_cell=None, trained_in_jobs: set[str] | None = None) -> list[dict]:
+def ablate(cfg: DictConfig, overrides: list[str], on_cell=None, trained_in_jobs: set[str] | None = None,
+           composed=None) -> list[dict]:
     """Run every cell of `cfg.ablate.component` and return its rows (appended to ablations.csv).
 
     `on_cell(index, total, cell, status)` is called before each cell, for progress output.
-    `trained_in_jobs` holds the run ids that `ablate_multirun`'s jobs just trained for the cells.
+    `trained_in_jobs` contains the run ids that `ablate_multirun`'s jobs just trained for the cells,
+    and `composed` its (component, cells, configs), so they are not composed again.
     """
-    component, cells, configs = _cells(cfg, overrides)
+    component, cells, configs = composed or _cells(cfg, overrides)
     path = Path(cfg.paths.results_dir) / "ablations.csv"
     rows, reference = [], None
     for index, (cell, cell_cfg) in enumerate(zip(cells, configs)):
@@ -123,7 +125,8 @@ def ablate_multirun(cfg: DictConfig, overrides: list[str], hydra_overrides: list
     """Train the cells that need it as jobs of the Hydra launcher in `hydra_overrides`, then write the rows."""
     from .sweep import launch
 
-    component, cells, configs = _cells(cfg, overrides)
+    composed = _cells(cfg, overrides)
+    component, cells, configs = composed
     path, force = Path(cfg.paths.results_dir) / "ablations.csv", bool(cfg.ablate.force)
     pending = []
     for index, (cell, cell_cfg) in enumerate(zip(cells, configs)):
@@ -139,7 +142,7 @@ def ablate_multirun(cfg: DictConfig, overrides: list[str], hydra_overrides: list
         if status == "job":
             pending.append(cell)
     trained = set(launch([overrides + cell.overrides for cell in pending], hydra_overrides)) if pending else set()
-    return ablate(cfg, overrides, trained_in_jobs=trained)
+    return ablate(cfg, overrides, trained_in_jobs=trained, composed=composed)
 
 
 def _cells(cfg: DictConfig, overrides: list[str]) -> tuple[str, list[Cell], list[DictConfig]]:
