@@ -1,13 +1,18 @@
 """`idattn bench decode`: per-token decode latency and decoding-state memory against context length.
 
-For each model preset and mixer, the model (random weights, fp32, batch 1) decodes one token from a
-state it would have after `length` tokens. Interdomain and S4D keep a fixed-size state, whose RoPE
+For each model preset and mixer, the model (random weights, batch 1) decodes one token from a state
+it would have after `length` tokens. Interdomain and S4D keep a fixed-size state, whose RoPE
 position is set to `length`. Softmax keeps a KV cache of `length` positions, filled with random keys
 and values, and appends to it. Filling states directly avoids a prefill of up to 16K tokens per point.
 The step's time does not depend on the values in the state.
+
+The contexts of one model and mixer are timed in turns (one step of each, then again), so a slow
+spell of a shared machine falls on all of them alike instead of on whichever context ran then.
 """
 
 import dataclasses
+import statistics
+import time
 
 import torch
 from omegaconf import OmegaConf
@@ -16,22 +21,21 @@ from idattn_cli.config import compose_config
 from idattn_cli.layers.softmax import KVCache
 from idattn_cli.models import build_model
 
-from .timing import median_seconds
-
 MIXERS = ("interdomain", "s4d", "softmax")
 COLUMNS = [("model", "model", "{}"), ("mixer", "mixer", "{}"), ("length", "context", "{:,}"),
            ("step_ms", "ms / token", "{:.2f}"), ("state_mib", "state MiB", "{:.2f}"),
            ("ratio_to_shortest", "vs shortest", "{:.2f}x"), ("speedup_over_softmax", "vs softmax", "{:.2f}x")]
 
 
-def state_at(model, length: int):
+def state_at(model, length: int, device, dtype):
     """Return per-layer decoding states as they stand after `length` tokens (batch 1)."""
-    _, states = model.step(torch.zeros(1, dtype=torch.long))
+    _, states = model.step(torch.zeros(1, dtype=torch.long, device=device))
     filled = []
     for state in states:
         if isinstance(state, KVCache):
             shape = (*state.keys.shape[:2], length, state.keys.shape[-1])
-            filled.append(KVCache(torch.randn(shape), torch.randn(shape)))
+            filled.append(KVCache(torch.randn(shape, device=device, dtype=dtype),
+                                  torch.randn(shape, device=device, dtype=dtype)))
         else:
             filled.append(dataclasses.replace(state, position=length))
     return filled
@@ -46,20 +50,39 @@ def state_bytes(states) -> int:
     return total
 
 
-def measure(model_name: str, mixer: str, length: int, reps: int) -> dict:
+def _seconds(fn, device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def measure(model_name: str, mixer: str, lengths: list[int], reps: int, device: str = "cpu",
+            dtype: str = "float32") -> list[dict]:
+    """Time one decoding step at each context, `reps` turns over all contexts; one row per context."""
     cfg = compose_config([f"model={model_name}", f"mixer={mixer}"])
     vocab = cfg.model.get("vocab_size") or cfg.tokenizer.vocab_size
-    model = build_model(OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.mixer), vocab).eval()
-    states = state_at(model, length)
-    token = torch.zeros(1, dtype=torch.long)
-    seconds = median_seconds(lambda: model.step(token, states), reps)
-    return {"model": model_name, "mixer": mixer, "length": length, "step_ms": seconds * 1e3,
-            "state_mib": state_bytes(states) / 2**20}
+    device, dtype = torch.device(device), getattr(torch, dtype)
+    model = build_model(OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.mixer), vocab)
+    model = model.to(device, dtype).eval()
+    token = torch.zeros(1, dtype=torch.long, device=device)
+    states = {length: state_at(model, length, device, dtype) for length in lengths}
+    times = {length: [] for length in lengths}
+    for turn in range(reps + 1):   # turn 0 warms up
+        for length in lengths:
+            seconds = _seconds(lambda: model.step(token, states[length]), device)
+            if turn:
+                times[length].append(seconds)
+    return [{"model": model_name, "mixer": mixer, "length": length, "step_ms": statistics.median(times[length]) * 1e3,
+             "state_mib": state_bytes(states[length]) / 2**20} for length in lengths]
 
 
-def run(lengths: list[int], models: list[str], reps: int = 20) -> list[dict]:
+def run(lengths: list[int], models: list[str], reps: int = 20, device: str = "cpu", dtype: str = "float32") -> list[dict]:
     """Measure every model, mixer and length; add ratios to the shortest context and to softmax."""
-    rows = [measure(model, mixer, length, reps) for model in models for mixer in MIXERS for length in lengths]
+    rows = [row for model in models for mixer in MIXERS for row in measure(model, mixer, lengths, reps, device, dtype)]
     for row in rows:
         same = [r for r in rows if r["model"] == row["model"]]
         shortest = min((r for r in same if r["mixer"] == row["mixer"]), key=lambda r: r["length"])

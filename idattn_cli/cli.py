@@ -16,6 +16,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from .provenance import global_rank
+from .runtime import tune_cpu_allocator
 
 app = typer.Typer(
     add_completion=False,
@@ -87,6 +88,7 @@ def _compose(overrides: list[str], command: str = "train"):
 @app.callback()
 def _root() -> None:
     """Train and evaluate Interdomain Attention language models; results go to results/*.csv."""
+    tune_cpu_allocator()   # before any command imports torch
 
 
 @app.command()
@@ -344,13 +346,19 @@ def results(
 
 @app.command()
 def bench(
-    name: str = typer.Argument(..., help="Benchmark to run: op or decode."),
-    lengths: str = typer.Option(None, "--lengths", help="Comma-separated lengths (op: 1K-16K, decode: 512-16K)."),
+    name: str = typer.Argument(..., help="Benchmark to run: op, decode, prefill or train."),
+    lengths: str = typer.Option(None, "--lengths", help="Comma-separated lengths (op: 1K-16K, decode: "
+                                "512-16K, prefill: 16K)."),
     backends: str = typer.Option("chunk,fft,scan", "--backends", help="op: backends to time beside SDPA."),
-    models: str = typer.Option("tiny,125m", "--models", help="decode: model presets."),
-    reps: int = typer.Option(None, "--reps", help="Timed repetitions per point, median kept (op 3, decode 20)."),
+    models: str = typer.Option(None, "--models", help="decode, prefill: model presets (tiny,125m); train: tiny,small."),
+    reps: int = typer.Option(None, "--reps", help="Timed repetitions per point, median kept (op 3, decode 20, train 10)."),
     slow_max_length: int = typer.Option(4096, "--slow-max-length", help="op: maximum length for scan and "
                                         "fft, which take minutes and gigabytes at 16K."),
+    heads: int = typer.Option(8, "--heads", help="op: heads of 64 (32 at the 1.3b shapes)."),
+    prefill_chunk_size: int = typer.Option(2048, "--prefill-chunk-size", help="prefill: tokens per piece "
+                                           "of the chunked prefill."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16 (weights and inputs)."),
     results_dir: Path = typer.Option(Path("results"), "--results-dir", help="Folder of bench_<name>.csv."),
     debug: bool = DEBUG,
 ) -> None:
@@ -359,8 +367,10 @@ def bench(
     with _user_errors(debug):
         from .recipes.bench import run_bench
 
-        rows, columns = run_bench(name, lengths, backends, models, reps, results_dir, slow_max_length)
-    table = Table(title=f"bench {name}, fp32, {rows[0]['device_name']}", title_justify="left")
+        rows, columns = run_bench(name, lengths=lengths, backends=backends, models=models, reps=reps,
+                                  results_dir=results_dir, slow_max_length=slow_max_length, heads=heads,
+                                  prefill_chunk_size=prefill_chunk_size, device=device, dtype=dtype)
+    table = Table(title=f"bench {name}, {dtype}, {rows[0]['device_name']}", title_justify="left")
     for _, header, _ in columns:
         table.add_column(header, justify="right")
     for row in rows:
@@ -370,7 +380,7 @@ def bench(
         table.add_row(*cells)
     console.print(table)
     if "matmul_gflops" in rows[0]:
-        console.print(f"fp32 matmul (2048^3): {rows[0]['matmul_gflops']:.0f} GFLOP/s", highlight=False)
+        console.print(f"{dtype} matmul (2048^3): {rows[0]['matmul_gflops']:.0f} GFLOP/s", highlight=False)
     console.print(f"results: {results_dir / f'bench_{name}.csv'}", soft_wrap=True, highlight=False)
 
 

@@ -31,6 +31,21 @@ def test_token_by_token_decode_matches_forward(mixer):
     assert_close(torch.stack(steps, dim=1), logits, torch.float64, "decode logits")
 
 
+@pytest.mark.parametrize("mixer", ["interdomain", "s4d", "softmax"])
+@pytest.mark.parametrize("prefill_chunk_size", [None, 7, 16])
+def test_prefill_matches_forward_then_decodes_on(mixer, prefill_chunk_size):
+    """Prefill whole or in pieces (7 leaves a tail of 1 of 29) gives the forward's last logits, and
+    its states decode the next token as the forward over the longer prompt does."""
+    model = make_model(torch.float64, mixer=mixer)
+    tokens = torch.randint(0, 256, (2, 30), generator=torch.Generator().manual_seed(1))
+    logits, _ = model(tokens)
+    last, states = model.prefill(tokens[:, :29], prefill_chunk_size=prefill_chunk_size)
+    assert last.shape == (2, 256)
+    assert_close(last, logits[:, 28], torch.float64, "prefill logits")
+    next_logits, _ = model.step(tokens[:, 29], states)
+    assert_close(next_logits, logits[:, 29], torch.float64, "decode after prefill")
+
+
 def test_changing_token_leaves_earlier_logits():
     model = make_model()
     tokens = torch.randint(0, 256, (1, 40), generator=torch.Generator().manual_seed(0))

@@ -132,7 +132,10 @@ class InterdomainAttention(nn.Module):
         return self.kv_groups * 2 * self.state_dim * (self.feature_dim + self.value_dim)
 
     def flops_per_token(self, context_length: int) -> dict[str, int]:
-        """Estimate the op's FLOPs per token beyond the projections (multiply-add = 2, complex x8 or x4).
+        """Estimate the op's FLOPs per token beyond the projections (multiply-add = 2).
+
+        A complex-by-real product counts 4, and so does a complex-by-complex product of which only
+        the real part is formed (the chunk backend forms no more); a full complex product counts 8.
 
         `forward` is the chunk backend in training. `decode` is one scan step, which reads out
         through associativity in O(M (R+P) + M^2) per memory. `decode_forming_y` is the
@@ -143,11 +146,11 @@ class InterdomainAttention(nn.Module):
         state_update = groups * 4 * M * (R + P)                        # complex lam X + real z
         if self.readout == "query":
             intra = heads * 2 * C * (R + 2 * M + P)                    # scores, a, weights, o
-            carried = heads * (4 * M * R + 8 * M * M + 4 * M * M + 8 * M * P)
+            carried = heads * 4 * M * (R + 2 * M + P)                  # X^U q, Re(c .), c^T a, Re(X^Gamma .)
             decode = state_update + heads * (8 * M * R + 8 * M * M + 4 * M * M + 8 * M * P)
         else:
             intra = groups * 2 * C * (R + P)                           # Toeplitz kernel times z
-            carried = groups * 8 * M * (R + P)
+            carried = groups * 4 * M * (R + P)                         # Re(read X), real part only
             decode = state_update + groups * 8 * M * (R + P)
         return {"forward": intra + carried + state_update, "decode": decode,
                 "decode_forming_y": state_update + groups * 8 * M * M * (R + P)}

@@ -102,6 +102,24 @@ class DecoderLM(nn.Module):
         return self.lm_head(self.norm(h)), new_states
 
     @torch.no_grad()
+    def prefill(self, tokens, states=None, prefill_chunk_size: int | None = None):
+        """Read a prompt `(batch, len)` -> (logits of its last token `(batch, vocab)`, per-layer states).
+
+        Only the last position goes through lm_head. With `prefill_chunk_size`, the prompt is read
+        in pieces of that many tokens with the states handed over, so the activations held at once
+        are those of one piece; a softmax mixer's KV cache still grows with the whole prompt.
+        """
+        for piece in tokens.split(prefill_chunk_size or tokens.shape[1], dim=1):
+            h = self.embed(piece)
+            states = states or [None] * len(self.blocks)
+            new_states = []
+            for block, state in zip(self.blocks, states):
+                h, state = block(h, state)
+                new_states.append(state)
+            states = new_states
+        return self.lm_head(self.norm(h[:, -1])), states
+
+    @torch.no_grad()
     def step(self, token, states=None):
         """Decode one token per sequence `(batch,)` -> (logits `(batch, vocab)`, states)."""
         h = self.embed(token)

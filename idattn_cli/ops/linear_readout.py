@@ -15,7 +15,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .chunk import chunk_states
+from .chunk import chunk_states, from_planes
 from .common import complex_dtype, lam_powers
 from .fft import causal_convolution
 
@@ -87,8 +87,9 @@ def _chunk(z, log_lam, b, c_out, initial_state, chunk_size):
     toeplitz = kernel[:, lag.clamp(min=0)] * (lag >= 0)                                       # (h, C, C)
     y = torch.einsum("hij,bhnjc->bhnic", toeplitz, z)
 
-    # 2. the carried state: Re(sum_m c_out[m] lam^{i+1}[m] X_in[m, :])
-    X_in, state = chunk_states(z.to(log_lam.dtype), log_lam, b, initial_state, length)
+    # 2. the carried state: Re(sum_m c_out[m] lam^{i+1}[m] X_in[m, :]) = planes(conj(read)) @ X_in
+    X_in, state = chunk_states(z, log_lam, b, initial_state, length)                         # (b, h, n, 2M, W)
     read = c_out[:, None, :] * lam_powers(log_lam, idx + 1)                                   # (h, C, M)
-    y = y + torch.einsum("him,bhnmc->bhnic", read, X_in).real
-    return y.reshape(batch, heads, n_chunks * C, width)[:, :, :length], state
+    read_planes = torch.view_as_real(read.conj().resolve_conj()).flatten(-2)                  # (h, C, 2M)
+    y = y + torch.einsum("him,bhnmc->bhnic", read_planes, X_in)
+    return y.reshape(batch, heads, n_chunks * C, width)[:, :, :length], from_planes(state)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The op and decode benchmarks at the 1.3b shapes in bf16, prepared for a GPU machine: one run of
+# about 5 minutes on an H200 (well under 10). Rows go to $RESULTS/bench_op.csv and bench_decode.csv;
+# compare the decode rows with the paper's 12.4-12.5 ms per token at batch 1 (docs/benchmarks.md).
+#
+#   bash bench/gpu.sh                                   # on the GPU machine, from any folder
+#   DEVICE=cpu DTYPE=float32 MODEL=tiny HEADS=2 OP_LENGTHS=256 DECODE_LENGTHS=64 bash bench/gpu.sh   # dry run
+#
+# Needs python3 with torch (CUDA build) and idattn's dependencies importable. A machine that cannot
+# reach a package index gets the missing ones as wheels in .whl/ (docs/benchmarks.md lists them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/idattn-site .whl/*.whl
+    export PYTHONPATH=/tmp/idattn-site:${PYTHONPATH:-}
+fi
+export PYTHONPATH=$PWD:${PYTHONPATH:-}
+DEVICE=${DEVICE:-cuda} DTYPE=${DTYPE:-bfloat16} MODEL=${MODEL:-1.3b} HEADS=${HEADS:-32}
+RESULTS=${RESULTS:-results}
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), \
+torch.cuda.get_device_name() if torch.cuda.is_available() else '')"
+
+# the core op at 1.3b's heads (32 heads, R = P = M = 64) against SDPA; scan and fft are CPU references
+python3 -m idattn_cli.cli bench op --device "$DEVICE" --dtype "$DTYPE" --heads "$HEADS" --backends chunk \
+    ${OP_LENGTHS:+--lengths "$OP_LENGTHS"} --results-dir "$RESULTS"
+# per-token decode of the whole 1.3b model (batch 1) from contexts of 512 to 16K tokens
+python3 -m idattn_cli.cli bench decode --device "$DEVICE" --dtype "$DTYPE" --models "$MODEL" \
+    ${DECODE_LENGTHS:+--lengths "$DECODE_LENGTHS"} --results-dir "$RESULTS"

@@ -1,0 +1,22 @@
+"""The CPU allocator settings that `idattn` applies before torch allocates."""
+
+import platform
+
+from idattn_cli import runtime
+
+
+def test_default_setting_leaves_allocator_alone(monkeypatch):
+    monkeypatch.setenv(runtime.ENV, "default")
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    monkeypatch.setattr(runtime, "setting", "default")
+    assert runtime.tune_cpu_allocator() == "default"
+    assert "THP_MEM_ALLOC_ENABLE" not in runtime.os.environ
+
+
+def test_tuned_setting_asks_for_huge_pages_and_keeps_freed_memory(monkeypatch):
+    monkeypatch.delenv(runtime.ENV, raising=False)
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    setting = runtime.tune_cpu_allocator()
+    assert runtime.os.environ["THP_MEM_ALLOC_ENABLE"] == "1"
+    on_glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert setting == ("thp+glibc-keep" if on_glibc else "thp")
