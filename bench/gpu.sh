@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The op and decode benchmarks at the 1.3b shapes in bf16, prepared for a GPU machine: one run of
-# about 5 minutes on an H200 (well under 10). Rows go to $RESULTS/bench_op.csv and bench_decode.csv;
-# compare the decode rows with the paper's 12.4-12.5 ms per token at batch 1 (docs/benchmarks.md).
+# The op and decode benchmarks at the 1.3b shapes in bf16, prepared for a GPU machine. One run
+# should take about 5 minutes on an H200 (an estimate; well under 10). Rows go to
+# $RESULTS/bench_op.csv and bench_decode.csv. The Interdomain Attention paper (arXiv:2605.24330)
+# reports 12.4-12.5 ms per token at 1.3B, batch 1, bf16, on an RTX 6000 Ada with CUDA graphs.
+# idattn decodes eagerly (no CUDA graphs), so part of any gap is Python and kernel-launch time.
 #
 #   bash bench/gpu.sh                                   # on the GPU machine, from any folder
 #   DEVICE=cpu DTYPE=float32 MODEL=tiny HEADS=2 OP_LENGTHS=256 DECODE_LENGTHS=64 bash bench/gpu.sh   # dry run

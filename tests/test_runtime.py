@@ -13,7 +13,7 @@ def test_default_setting_leaves_allocator_alone(monkeypatch):
     assert "THP_MEM_ALLOC_ENABLE" not in runtime.os.environ
 
 
-def test_tuned_setting_asks_for_huge_pages_and_keeps_freed_memory(monkeypatch):
+def test_tuned_setting_enables_huge_pages(monkeypatch):
     monkeypatch.delenv(runtime.ENV, raising=False)
     monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
     setting = runtime.tune_cpu_allocator()

@@ -134,8 +134,8 @@ class InterdomainAttention(nn.Module):
     def flops_per_token(self, context_length: int) -> dict[str, int]:
         """Estimate the op's FLOPs per token beyond the projections (multiply-add = 2).
 
-        A complex-by-real product counts 4, and so does a complex-by-complex product of which only
-        the real part is formed (the chunk backend forms no more); a full complex product counts 8.
+        A complex-by-real product counts 4. A complex-by-complex product counts 4 when only its real
+        part is formed, as in the chunk backend, and 8 in full.
 
         `forward` is the chunk backend in training. `decode` is one scan step, which reads out
         through associativity in O(M (R+P) + M^2) per memory. `decode_forming_y` is the

@@ -93,13 +93,17 @@ class DecoderLM(nn.Module):
 
     def forward(self, tokens, states=None):
         """tokens `(batch, len)` -> (logits `(batch, len, vocab)`, per-layer states)."""
-        h = self.embed(tokens)
+        h, states = self._blocks(self.embed(tokens), states)
+        return self.lm_head(self.norm(h)), states
+
+    def _blocks(self, h, states=None):
+        """Run the blocks over h `(batch, len, d_model)`; return the last hidden states and per-layer states."""
         states = states or [None] * len(self.blocks)
         new_states = []
         for block, state in zip(self.blocks, states):
             h, state = block(h, state)
             new_states.append(state)
-        return self.lm_head(self.norm(h)), new_states
+        return h, new_states
 
     @torch.no_grad()
     def prefill(self, tokens, states=None, prefill_chunk_size: int | None = None):
@@ -110,13 +114,7 @@ class DecoderLM(nn.Module):
         are those of one piece; a softmax mixer's KV cache still grows with the whole prompt.
         """
         for piece in tokens.split(prefill_chunk_size or tokens.shape[1], dim=1):
-            h = self.embed(piece)
-            states = states or [None] * len(self.blocks)
-            new_states = []
-            for block, state in zip(self.blocks, states):
-                h, state = block(h, state)
-                new_states.append(state)
-            states = new_states
+            h, states = self._blocks(self.embed(piece), states)
         return self.lm_head(self.norm(h[:, -1])), states
 
     @torch.no_grad()
