@@ -11,6 +11,7 @@ spell of a shared machine falls on all of them alike instead of on whichever con
 """
 
 import dataclasses
+import logging
 import statistics
 import time
 
@@ -22,9 +23,11 @@ from idattn_cli.layers.softmax import KVCache
 from idattn_cli.models import build_model
 
 MIXERS = ("interdomain", "s4d", "softmax")
+log = logging.getLogger("idattn")
 COLUMNS = [("model", "model", "{}"), ("mixer", "mixer", "{}"), ("length", "context", "{:,}"),
            ("step_ms", "ms / token", "{:.2f}"), ("state_mib", "state MiB", "{:.2f}"),
-           ("ratio_to_shortest", "vs shortest", "{:.2f}x"), ("speedup_over_softmax", "vs softmax", "{:.2f}x")]
+           ("ratio_to_shortest", "time / shortest", "{:.2f}x"),
+           ("speedup_over_softmax", "softmax time / this", "{:.2f}x")]
 
 
 def state_at(model, length: int, device, dtype):
@@ -82,7 +85,12 @@ def measure(model_name: str, mixer: str, lengths: list[int], reps: int, device: 
 
 def run(lengths: list[int], models: list[str], reps: int = 20, device: str = "cpu", dtype: str = "float32") -> list[dict]:
     """Measure every model, mixer and length; add ratios to the shortest context and to softmax."""
-    rows = [row for model in models for mixer in MIXERS for row in measure(model, mixer, lengths, reps, device, dtype)]
+    rows = []
+    for model in models:
+        for mixer in MIXERS:
+            rows += measure(model, mixer, lengths, reps, device, dtype)
+            log.info("decode %s %s: %s ms per token at %s tokens of context", model, mixer,
+                     ", ".join(f"{row['step_ms']:.2f}" for row in rows[-len(lengths):]), ",".join(map(str, lengths)))
     for row in rows:
         same = [r for r in rows if r["model"] == row["model"]]
         shortest = min((r for r in same if r["mixer"] == row["mixer"]), key=lambda r: r["length"])

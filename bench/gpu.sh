@@ -6,10 +6,11 @@
 # idattn decodes eagerly (no CUDA graphs), so part of any gap is Python and kernel-launch time.
 #
 #   bash bench/gpu.sh                                   # on the GPU machine, from any folder
-#   DEVICE=cpu DTYPE=float32 MODEL=tiny HEADS=2 OP_LENGTHS=256 DECODE_LENGTHS=64 bash bench/gpu.sh   # dry run
+#   DEVICE=cpu DTYPE=float32 MODEL=tiny HEADS=2 OP_LENGTHS=128 DECODE_LENGTHS=32 RESULTS=/tmp/gpu-dry-run \
+#       bash bench/gpu.sh                               # dry run on CPU, rows outside results/
 #
 # Needs python3 with torch (CUDA build) and idattn's dependencies importable. A machine that cannot
-# reach a package index gets the missing ones as wheels in .whl/ (docs/benchmarks.md lists them).
+# reach a package index gets the missing ones as wheels in .whl/ (see docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if compgen -G ".whl/*.whl" >/dev/null; then
@@ -21,6 +22,13 @@ DEVICE=${DEVICE:-cuda} DTYPE=${DTYPE:-bfloat16} MODEL=${MODEL:-1.3b} HEADS=${HEA
 RESULTS=${RESULTS:-results}
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), \
 torch.cuda.get_device_name() if torch.cuda.is_available() else '')"
+# stop at once, naming the module, if a dependency of the bench commands is missing
+for module in hydra omegaconf typer rich filelock; do
+    python3 -c "import $module" 2>/dev/null || {
+        echo "error: python3 cannot import $module; install idattn's dependencies, or put their wheels in .whl/" >&2
+        exit 2
+    }
+done
 
 # the core op at 1.3b's heads (32 heads, R = P = M = 64) against SDPA; scan and fft are CPU references
 python3 -m idattn_cli.cli bench op --device "$DEVICE" --dtype "$DTYPE" --heads "$HEADS" --backends chunk \

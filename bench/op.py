@@ -7,6 +7,8 @@ matmul rate in the same dtype is measured in the same run, so the fraction of it
 across machines.
 """
 
+import logging
+
 import torch
 import torch.nn.functional as F
 
@@ -16,8 +18,9 @@ from idattn_cli.ops import interdomain_attention
 from .timing import matmul_gflops, median_seconds
 
 HEADS, DIM = 8, 64
+log = logging.getLogger("idattn")
 COLUMNS = [("backend", "backend", "{}"), ("length", "length", "{:,}"), ("forward_ms", "fwd ms", "{:.1f}"),
-           ("forward_backward_ms", "fwd+bwd ms", "{:.1f}"), ("ratio_to_sdpa", "vs SDPA", "{:.2f}x"),
+           ("forward_backward_ms", "fwd+bwd ms", "{:.1f}"), ("ratio_to_sdpa", "fwd+bwd / SDPA", "{:.2f}x"),
            ("forward_backward_gflops", "GFLOP/s", "{:.1f}"), ("fraction_of_matmul", "of matmul", "{:.0%}")]
 
 
@@ -81,6 +84,7 @@ def run(lengths: list[int], backends: list[str], reps: int = 3, chunk_size: int 
     for length in lengths:
         reference = measure("sdpa", length, reps, chunk_size, heads, device, dtype)
         rows.append(reference)
+        log.info("op sdpa at %d tokens: %s", length, _summary(reference))
         for name in backends:
             if name in SLOW_BACKENDS and length > slow_max_length:
                 continue
@@ -89,6 +93,7 @@ def run(lengths: list[int], backends: list[str], reps: int = 3, chunk_size: int 
             except (RuntimeError, MemoryError) as error:   # e.g. fft's large tensors at 16K
                 row = {"backend": name, "length": length, "error": str(error).splitlines()[0][:120]}
             rows.append(row)
+            log.info("op %s at %d tokens: %s", name, length, _summary(row))
     for row in rows:
         same_length = next(r for r in rows if r["backend"] == "sdpa" and r["length"] == row["length"])
         if "forward_backward_ms" in row:
@@ -96,3 +101,9 @@ def run(lengths: list[int], backends: list[str], reps: int = 3, chunk_size: int 
             row["fraction_of_matmul"] = row["forward_backward_gflops"] / peak
         row.update(matmul_gflops=peak, chunk_size=chunk_size, heads=heads)
     return rows
+
+
+def _summary(row: dict) -> str:
+    if "error" in row:
+        return "failed: " + row["error"]
+    return f"forward {row['forward_ms']:.1f} ms, forward+backward {row['forward_backward_ms']:.1f} ms"

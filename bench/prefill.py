@@ -4,12 +4,13 @@ Each point runs in a fresh process: the model (random weights, batch 1) reads a 
 random tokens with `DecoderLM.prefill`, either in one forward ("whole") or in pieces of
 `prefill_chunk_size` tokens with the state handed over ("chunked"). Interdomain attention runs its
 chunk backend in both. The peak is the most memory held during the prefill beyond what was held
-before it (weights and prompt): on CPU the resident-set high-water mark, reset just before the
-prefill (Linux /proc/self/clear_refs); on CUDA torch's peak allocated bytes. Logits are formed for
+before it (weights and prompt). On CPU that is the resident-set high-water mark, reset just before
+the prefill (Linux /proc/self/clear_refs); on CUDA it is torch's peak allocated bytes. Logits are formed for
 the last token only, as a generation loop needs, so a 50K-entry vocabulary does not hide the mixer.
 """
 
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -18,9 +19,10 @@ from pathlib import Path
 import torch
 
 MIXERS = ("interdomain", "s4d", "softmax")
+log = logging.getLogger("idattn")
 COLUMNS = [("model", "model", "{}"), ("mixer", "mixer", "{}"), ("mode", "prefill", "{}"),
            ("length", "tokens", "{:,}"), ("peak_mib", "peak MiB", "{:,.1f}"), ("state_mib", "state MiB", "{:,.2f}"),
-           ("seconds", "seconds", "{:.2f}"), ("ratio_to_softmax", "vs softmax whole", "{:.2f}x")]
+           ("seconds", "seconds", "{:.2f}"), ("ratio_to_softmax", "peak / softmax whole", "{:.2f}x")]
 
 
 def _rss_bytes(field: str) -> int:
@@ -47,7 +49,7 @@ def peak_bytes_during(fn, device: torch.device) -> int:
 
 def measure(model_name: str, mixer: str, length: int, prefill_chunk_size: int, device: str = "cpu",
             dtype: str = "float32") -> dict:
-    """One point, in this process: build the model, prefill `length` tokens, report peak and time."""
+    """Measure one point in this process: build the model, prefill `length` tokens, return peak and time."""
     from omegaconf import OmegaConf
 
     from idattn_cli.config import compose_config
@@ -93,6 +95,8 @@ def run(lengths: list[int], models: list[str], prefill_chunk_size: int = 2048, d
                         rows.append({"model": model, "mixer": mixer, "length": length, "error": reason[:160]})
                         continue
                     rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+                    log.info("prefill %s %s %s, %d tokens: peak %.1f MiB", model, mixer, rows[-1]["mode"], length,
+                             rows[-1]["peak_mib"])
     for row in rows:
         softmax = next((r for r in rows if r["model"] == row["model"] and r["mixer"] == "softmax"
                         and r["length"] == row["length"] and r.get("mode") == "whole" and "peak_mib" in r), None)

@@ -8,6 +8,8 @@ Lightning's own per-step work (logging, callbacks) is left out: it is millisecon
 hundreds of milliseconds here, and would blur the mixers' difference.
 """
 
+import logging
+
 import torch
 from omegaconf import OmegaConf
 
@@ -18,9 +20,10 @@ from idattn_cli.training.module import LMModule
 from .timing import median_seconds
 
 MIXERS = ("interdomain", "s4d", "softmax")
+log = logging.getLogger("idattn")
 COLUMNS = [("model", "model", "{}"), ("mixer", "mixer", "{}"), ("batch_size", "batch", "{}"),
            ("length", "context", "{:,}"), ("step_ms", "ms / step", "{:,.1f}"),
-           ("tokens_per_sec", "tokens/s", "{:,.0f}"), ("ratio_to_softmax", "vs softmax", "{:.2f}x")]
+           ("tokens_per_sec", "tokens/s", "{:,.0f}"), ("ratio_to_softmax", "tokens/s / softmax", "{:.2f}x")]
 
 
 def measure(model_name: str, mixer: str, reps: int, device: str = "cpu", dtype: str = "float32") -> dict:
@@ -46,7 +49,11 @@ def measure(model_name: str, mixer: str, reps: int, device: str = "cpu", dtype: 
 
 def run(models: list[str], reps: int = 10, device: str = "cpu", dtype: str = "float32") -> list[dict]:
     """Measure every model and mixer; add each row's speed relative to softmax at the same model."""
-    rows = [measure(model, mixer, reps, device, dtype) for model in models for mixer in MIXERS]
+    rows = []
+    for model in models:
+        for mixer in MIXERS:
+            rows.append(measure(model, mixer, reps, device, dtype))
+            log.info("train %s %s: %.0f tokens/s", model, mixer, rows[-1]["tokens_per_sec"])
     for row in rows:
         softmax = next(r for r in rows if r["model"] == row["model"] and r["mixer"] == "softmax")
         row["ratio_to_softmax"] = row["tokens_per_sec"] / softmax["tokens_per_sec"]

@@ -88,7 +88,11 @@ def _compose(overrides: list[str], command: str = "train"):
 @app.callback()
 def _root() -> None:
     """Train and evaluate Interdomain Attention language models; results go to results/*.csv."""
-    tune_cpu_allocator()   # before any command imports torch
+    try:
+        tune_cpu_allocator()   # before any command imports torch
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -347,16 +351,19 @@ def results(
 @app.command()
 def bench(
     name: str = typer.Argument(..., help="Benchmark to run: op, decode, prefill or train."),
-    lengths: str = typer.Option(None, "--lengths", help="Comma-separated lengths (op: 1K-16K, decode: "
-                                "512-16K, prefill: 16K)."),
-    backends: str = typer.Option("chunk,fft,scan", "--backends", help="op: backends to time beside SDPA."),
-    models: str = typer.Option(None, "--models", help="decode, prefill: model presets (tiny,125m); train: tiny,small."),
-    reps: int = typer.Option(None, "--reps", help="Timed repetitions per point, median kept (op 3, decode 20, train 10)."),
-    slow_max_length: int = typer.Option(4096, "--slow-max-length", help="op: maximum length for scan and "
-                                        "fft, which take minutes and gigabytes at 16K."),
-    heads: int = typer.Option(8, "--heads", help="op: heads of 64 (32 at the 1.3b shapes)."),
-    prefill_chunk_size: int = typer.Option(2048, "--prefill-chunk-size", help="prefill: tokens per piece "
-                                           "of the chunked prefill."),
+    lengths: str = typer.Option(None, "--lengths", help="op, decode, prefill: comma-separated lengths in tokens "
+                                "(defaults: op 1K-16K, decode 512-16K, prefill 16K)."),
+    backends: str = typer.Option(None, "--backends", help="op: backends to time beside SDPA (default chunk,fft,scan)."),
+    models: str = typer.Option(None, "--models", help="decode, prefill, train: model presets (default tiny,125m; "
+                               "train tiny,small)."),
+    reps: int = typer.Option(None, "--reps", help="op, decode, train: timed repetitions per point, median kept "
+                             "(defaults 3, 20, 10)."),
+    slow_max_length: int = typer.Option(None, "--slow-max-length", help="op: maximum length for scan and fft, "
+                                        "which take minutes and gigabytes at 16K (default 4096)."),
+    heads: int = typer.Option(None, "--heads", help="op: number of heads, each of dimension 64 (default 8; 32 is "
+                              "the 1.3b model's)."),
+    prefill_chunk_size: int = typer.Option(None, "--prefill-chunk-size", help="prefill: tokens per piece of the "
+                                           "chunked prefill (default 2048)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16 (weights and inputs)."),
     results_dir: Path = typer.Option(Path("results"), "--results-dir", help="Folder of bench_<name>.csv."),
@@ -367,9 +374,9 @@ def bench(
     with _user_errors(debug):
         from .recipes.bench import run_bench
 
-        rows, columns = run_bench(name, lengths=lengths, backends=backends, models=models, reps=reps,
-                                  results_dir=results_dir, slow_max_length=slow_max_length, heads=heads,
-                                  prefill_chunk_size=prefill_chunk_size, device=device, dtype=dtype)
+        rows, columns = run_bench(name, results_dir=results_dir, device=device, dtype=dtype, lengths=lengths,
+                                  backends=backends, models=models, reps=reps, slow_max_length=slow_max_length,
+                                  heads=heads, prefill_chunk_size=prefill_chunk_size)
     table = Table(title=f"bench {name}, {dtype}, {rows[0]['device_name']}", title_justify="left")
     for _, header, _ in columns:
         table.add_column(header, justify="right")

@@ -11,7 +11,8 @@ Two settings remove it:
 - glibc's mallopt with no mmap blocks and no trimming: memory freed after one step is reused by
   the next instead of being returned and faulted in again.
 
-Cost: the process keeps its peak memory until it exits. IDATTN_CPU_ALLOCATOR=default turns both off.
+Cost: the process keeps its peak memory until it exits. IDATTN_CPU_ALLOCATOR=default turns both off;
+tuned (or unset) keeps them on.
 """
 
 import ctypes
@@ -26,11 +27,17 @@ _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4   # glibc's mallopt parameter numbers (m
 def tune_cpu_allocator() -> str:
     """Apply the settings above unless IDATTN_CPU_ALLOCATOR=default; return what the process runs with.
 
+    Raise ValueError for any other value than default or tuned.
+
     The THP switch is read by PyTorch at its first large allocation, so it takes effect only when
     this runs before torch is used; the mallopt part takes effect at any time.
     """
     global setting
-    if os.environ.get(ENV, "tuned") == "default":
+    choice = os.environ.get(ENV, "tuned")
+    if choice not in ("tuned", "default"):
+        raise ValueError(f"invalid {ENV}={choice!r}; set it to default (leave the allocator as it is) or "
+                         "tuned, or unset it for tuned")
+    if choice == "default":
         return setting
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     setting = "thp"

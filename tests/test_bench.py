@@ -33,8 +33,11 @@ def test_bench_bad_options_rejected(tmp_path):
         (["bench", "op", "--lengths", "1k"], "invalid --lengths '1k'; give comma-separated positive integers"),
         (["bench", "op", "--backends", "cuda"], "invalid --backends 'cuda'; choose from chunk, fft, scan"),
         (["bench", "decode", "--models", "7b"], "invalid --models '7b'; choose from"),
-        (["bench", "train", "--lengths", "512"], "--lengths does not apply to bench train"),
+        (["bench", "train", "--lengths", "512"], "--lengths does not apply to bench train; its options are --models, --reps"),
         (["bench", "op", "--heads", "0"], "invalid --heads 0; give a positive integer"),
+        (["bench", "decode", "--backends", "chunk"], "--backends does not apply to bench decode"),
+        (["bench", "op", "--models", "tiny"], "--models does not apply to bench op"),
+        (["bench", "prefill", "--reps", "5"], "--reps does not apply to bench prefill"),
         (["bench", "op", "--dtype", "fp8"], "invalid --dtype 'fp8'; choose from float32, bfloat16, float16"),
         (["bench", "op", "--device", "tpu"], "invalid --device 'tpu'; choose from cpu, cuda"),
     ]

@@ -2,7 +2,11 @@
 
 import platform
 
+import pytest
+from typer.testing import CliRunner
+
 from idattn_cli import runtime
+from idattn_cli.cli import app
 
 
 def test_default_setting_leaves_allocator_alone(monkeypatch):
@@ -20,3 +24,12 @@ def test_tuned_setting_enables_huge_pages(monkeypatch):
     assert runtime.os.environ["THP_MEM_ALLOC_ENABLE"] == "1"
     on_glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     assert setting == ("thp+glibc-keep" if on_glibc else "thp")
+
+
+def test_unknown_setting_rejected(monkeypatch):
+    monkeypatch.setenv(runtime.ENV, "off")
+    with pytest.raises(ValueError, match="invalid IDATTN_CPU_ALLOCATOR='off'"):
+        runtime.tune_cpu_allocator()
+    result = CliRunner().invoke(app, ["results", "runs"])
+    assert result.exit_code == 2
+    assert "error: invalid IDATTN_CPU_ALLOCATOR='off'; set it to default" in result.stderr

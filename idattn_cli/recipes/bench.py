@@ -12,11 +12,12 @@ from .. import provenance, runtime
 from ..errors import UserError
 from ..results.store import append_row
 
-# each benchmark's defaults: lengths, model presets, timed repetitions
+# each benchmark's options and their defaults; an option a benchmark does not list is rejected
 BENCHMARKS = {
-    "op": {"lengths": "1024,2048,4096,8192,16384", "reps": 3},
+    "op": {"lengths": "1024,2048,4096,8192,16384", "backends": "chunk,fft,scan", "reps": 3, "heads": 8,
+           "slow_max_length": 4096},
     "decode": {"lengths": "512,1024,2048,4096,8192,16384", "models": "tiny,125m", "reps": 20},
-    "prefill": {"lengths": "16384", "models": "tiny,125m"},
+    "prefill": {"lengths": "16384", "models": "tiny,125m", "prefill_chunk_size": 2048},
     "train": {"models": "tiny,small", "reps": 10},
 }
 DTYPES = ("float32", "bfloat16", "float16")
@@ -52,11 +53,29 @@ def _check_device(device: str, dtype: str) -> None:
         raise UserError(f"invalid --dtype {dtype!r}; choose from {', '.join(DTYPES)}")
 
 
-def run_bench(name: str, *, lengths: str | None = None, backends: str = "chunk,fft,scan", models: str | None = None,
-              reps: int | None = None, results_dir: Path = Path("results"), slow_max_length: int = 4096,
-              heads: int = 8, prefill_chunk_size: int = 2048, device: str = "cpu",
-              dtype: str = "float32") -> tuple[list[dict], list]:
-    """Run benchmark `name`; return its rows (also appended to results_dir/bench_<name>.csv) and its columns."""
+def _options(name: str, given: dict) -> dict:
+    """Return benchmark `name`'s options: its defaults updated by the `given` ones that are not None."""
+    defaults = BENCHMARKS[name]
+    for option, value in given.items():
+        if value is None:
+            continue
+        flag = "--" + option.replace("_", "-")
+        if option not in defaults:
+            valid = ["--" + key.replace("_", "-") for key in defaults] + ["--device", "--results-dir"]
+            raise UserError(f"{flag} does not apply to bench {name}; its options are {', '.join(valid[:-1])}, "
+                            f"--dtype and {valid[-1]}")
+        if isinstance(value, int) and value < 1:
+            raise UserError(f"invalid {flag} {value}; give a positive integer")
+    return {**defaults, **{key: value for key, value in given.items() if value is not None}}
+
+
+def run_bench(name: str, *, results_dir: Path = Path("results"), device: str = "cpu", dtype: str = "float32",
+              **given) -> tuple[list[dict], list]:
+    """Run benchmark `name`; return its rows (also appended to results_dir/bench_<name>.csv) and its columns.
+
+    `given` holds the benchmark's own options (lengths, backends, models, reps, heads, slow_max_length,
+    prefill_chunk_size); None means the benchmark's default.
+    """
     from ..config import group_options
     from ..ops import BACKENDS
 
@@ -65,34 +84,20 @@ def run_bench(name: str, *, lengths: str | None = None, backends: str = "chunk,f
     if not (BENCH_DIR / f"{name}.py").is_file():
         raise UserError(f"benchmark folder {BENCH_DIR} not found; run idattn from an editable install "
                         "of the repository (`pip install -e .`)")
-    defaults = BENCHMARKS[name]
-    if lengths is not None and "lengths" not in defaults:
-        raise UserError(f"--lengths does not apply to bench {name}, whose context is each preset's "
-                        "model.context_length; leave it out")
-    if reps is not None and reps < 1:
-        raise UserError(f"invalid --reps {reps}; give a positive integer")
-    for option, value in (("--heads", heads), ("--prefill-chunk-size", prefill_chunk_size)):
-        if value < 1:
-            raise UserError(f"invalid {option} {value}; give a positive integer")
+    options = _options(name, given)
     _check_device(device, dtype)
-    points = _numbers(lengths or defaults["lengths"], "--lengths") if "lengths" in defaults else None
-    presets = _names(models or defaults["models"], "--models", group_options("model")) if "models" in defaults else None
-    reps = reps or defaults.get("reps")
+    if "lengths" in options:
+        options["lengths"] = _numbers(options["lengths"], "--lengths")
+    if "models" in options:
+        options["models"] = _names(options["models"], "--models", group_options("model"))
+    if "backends" in options:
+        options["backends"] = _names(options["backends"], "--backends", BACKENDS)
 
     import torch
 
     sys.path.insert(0, str(BENCH_DIR.parent))
     module = importlib.import_module(f"bench.{name}")
-    on = {"device": device, "dtype": dtype}
-    if name == "op":
-        rows = module.run(points, _names(backends, "--backends", BACKENDS), reps=reps,
-                          slow_max_length=slow_max_length, heads=heads, **on)
-    elif name == "decode":
-        rows = module.run(points, presets, reps=reps, **on)
-    elif name == "prefill":
-        rows = module.run(points, presets, prefill_chunk_size=prefill_chunk_size, **on)
-    else:
-        rows = module.run(presets, reps=reps, **on)
+    rows = module.run(**options, device=device, dtype=dtype)
     context = {
         "bench_id": provenance.new_run_id(),
         "timestamp": provenance.utc_timestamp(),

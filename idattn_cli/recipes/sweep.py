@@ -92,10 +92,12 @@ def train_job(cfg: DictConfig) -> str:
 
     from ..cli import _setup_logging
     from ..config import validate_config
+    from ..runtime import tune_cpu_allocator
     from .train import train
 
-    if not logging.getLogger().handlers:   # a job process of its own: log as `idattn train` does
+    if not logging.getLogger().handlers:   # a job process of its own: log and allocate as `idattn train` does
         _setup_logging()
+        tune_cpu_allocator()
     threads = os.environ.get(THREADS_ENV) or os.environ.get("SLURM_CPUS_PER_TASK")
     if threads:
         torch.set_num_threads(int(threads))
