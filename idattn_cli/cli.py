@@ -377,13 +377,17 @@ def bench(
         rows, columns = run_bench(name, results_dir=results_dir, device=device, dtype=dtype, lengths=lengths,
                                   backends=backends, models=models, reps=reps, slow_max_length=slow_max_length,
                                   heads=heads, prefill_chunk_size=prefill_chunk_size)
-    table = Table(title=f"bench {name}, {dtype}, {rows[0]['device_name']}", title_justify="left")
-    for _, header, _ in columns:
-        table.add_column(header, justify="right")
+    table_rows = []
     for row in rows:
         cells = [fmt.format(row[key]) if key in row else "" for key, _, fmt in columns]
         if "error" in row:   # a point that failed, e.g. out of memory: its reason in the first empty cell
             cells[cells.index("")] = "failed: " + row["error"]
+        table_rows.append(cells)
+    table = Table(title=f"bench {name}, {dtype}, {rows[0]['device_name']}", title_justify="left")
+    for _, header, fmt in columns:
+        # in a narrow terminal names such as "interdomain" stay whole and the numbers' headers wrap
+        table.add_column(header, justify="right", no_wrap=fmt == "{}")
+    for cells in table_rows:
         table.add_row(*cells)
     console.print(table)
     if "matmul_gflops" in rows[0]:
