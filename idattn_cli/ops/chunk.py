@@ -12,9 +12,12 @@ entries, mode m's real part at 2m and imaginary part at 2m+1 (the memory layout 
 so the element-wise products with lam^{i+1} run as complex ones on a view). Only the real parts the
 output needs are formed, at half the work of a complex product:
 
-    Re(c w)         = planes(w) @ [cr^T ; -ci^T]          (C, 2M) @ (2M, M)
-    planes(conj(c^T a)) = a @ [cr, -ci]                   (C, M)  @ (M, 2M)
-    Re(X^T g)       = planes(conj(g)) @ [Xr ; Xi]         (C, 2M) @ (2M, P)
+    Re(c w)             = planes(w) @ c_rows            (C, 2M) @ (2M, M)
+    planes(conj(c^T a)) = a @ c_cols                    (C, M) @ (M, 2M)
+    Re(X^T g)           = planes(conj(g)) @ planes(X)   (C, 2M) @ (2M, P)
+
+with c_rows[2m] = Re c[:, m], c_rows[2m+1] = -Im c[:, m], c_cols = c_rows^T, and X taken as planes
+along its mode axis.
 
 T depends only on lags, so it is built once per head and shared by every chunk and batch element.
 Nothing of size len x M x (R+P) is formed: the largest tensors are the per-chunk states
