@@ -13,7 +13,6 @@ spell of a shared machine falls on all of them alike instead of on whichever con
 import dataclasses
 import logging
 import statistics
-import time
 
 import torch
 from omegaconf import OmegaConf
@@ -21,6 +20,8 @@ from omegaconf import OmegaConf
 from idattn_cli.config import compose_config
 from idattn_cli.layers.softmax import KVCache
 from idattn_cli.models import build_model
+
+from .timing import seconds
 
 MIXERS = ("interdomain", "s4d", "softmax")
 log = logging.getLogger("idattn")
@@ -53,16 +54,6 @@ def state_bytes(states) -> int:
     return total
 
 
-def _seconds(fn, device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
-
-
 def measure(model_name: str, mixer: str, lengths: list[int], reps: int, device: str = "cpu",
             dtype: str = "float32") -> list[dict]:
     """Time one decoding step at each context, `reps` turns over all contexts; one row per context."""
@@ -76,9 +67,9 @@ def measure(model_name: str, mixer: str, lengths: list[int], reps: int, device: 
     times = {length: [] for length in lengths}
     for turn in range(reps + 1):   # turn 0 warms up
         for length in lengths:
-            seconds = _seconds(lambda: model.step(token, states[length]), device)
+            elapsed = seconds(lambda: model.step(token, states[length]))
             if turn:
-                times[length].append(seconds)
+                times[length].append(elapsed)
     return [{"model": model_name, "mixer": mixer, "length": length, "step_ms": statistics.median(times[length]) * 1e3,
              "state_mib": state_bytes(states[length]) / 2**20} for length in lengths]
 

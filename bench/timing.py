@@ -6,20 +6,22 @@ import time
 import torch
 
 
+def seconds(fn) -> float:
+    """Time one call of `fn()`, waiting for queued CUDA work before and after it."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
 def median_seconds(fn, reps: int = 5, warmup: int = 1) -> float:
     """Return the median wall time of `fn()` over `reps` calls, after `warmup` untimed calls."""
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(reps):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(seconds(fn) for _ in range(reps))
 
 
 def matmul_gflops(size: int = 2048, device: str = "cpu", dtype=torch.float32, reps: int = 5) -> float:

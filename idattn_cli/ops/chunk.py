@@ -13,11 +13,11 @@ so the element-wise products with lam^{i+1} run as complex ones on a view). Only
 output needs are formed, at half the work of a complex product:
 
     Re(c w)             = planes(w) @ c_rows            (C, 2M) @ (2M, M)
-    planes(conj(c^T a)) = a @ c_cols                    (C, M) @ (M, 2M)
+    planes(conj(c^T a)) = a @ c_rows^T                  (C, M) @ (M, 2M)
     Re(X^T g)           = planes(conj(g)) @ planes(X)   (C, 2M) @ (2M, P)
 
-with c_rows[2m] = Re c[:, m], c_rows[2m+1] = -Im c[:, m], c_cols = c_rows^T, and X taken as planes
-along its mode axis.
+with c_rows[2m] = Re c[:, m] and c_rows[2m+1] = -Im c[:, m], and X taken as planes along its
+mode axis.
 
 T depends only on lags, so it is built once per head and shared by every chunk and batch element.
 Nothing of size len x M x (R+P) is formed: the largest tensors are the per-chunk states
@@ -64,8 +64,7 @@ def chunk(q, k, v, log_lam, b, c, initial_state, chunk_size):
     # 5. o_t = Gamma_t^T a_t: intra-chunk part plus the carried state's part
     weights = torch.einsum("hijm,bhnim->bhnij", T, a)
     o = weights @ v                                                       # (b, h, n, C, P)
-    c_cols = torch.stack([c.real, -c.imag], dim=-1).reshape(heads, M, 2 * M)
-    g_conj = times(lam_next.conj(), per_head(a, c_cols))                  # conj(lam^{i+1} (.) c^T a)
+    g_conj = times(lam_next.conj(), per_head(a, c_rows.mT))               # conj(lam^{i+1} (.) c^T a)
     o = o + g_conj @ X_gamma
 
     o = o.reshape(batch, heads, n_chunks * C, -1)[:, :, :length]
@@ -143,7 +142,7 @@ def _tail_state(state_in, z_tail, log_lam, b):
     Taking the padded chunk's end state and dividing by lam^pad would amplify rounding, so the tail
     is summed with its own exponents instead.
     """
-    n, M = z_tail.shape[2], log_lam.shape[-1]
+    n = z_tail.shape[2]
     idx = torch.arange(n, device=z_tail.device)
     decay_to_end = lam_powers(log_lam, n - 1 - idx) * b[:, None, :]       # (h, n, M)
     lam_n = torch.exp(n * log_lam)[..., None]                             # (h, M, 1)
