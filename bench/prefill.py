@@ -105,6 +105,6 @@ def run(lengths: list[int], models: list[str], prefill_chunk_size: int = 2048, d
     return rows
 
 
-if __name__ == "__main__":   # one point: python -m bench.prefill MODEL MIXER LENGTH CHUNK [DEVICE [DTYPE]]
+if __name__ == "__main__":   # measure one point: python -m bench.prefill MODEL MIXER LENGTH CHUNK [DEVICE [DTYPE]]
     model_name, mixer, length, chunk, *rest = sys.argv[1:]
     print(json.dumps(measure(model_name, mixer, int(length), int(chunk), *rest)))

@@ -27,10 +27,9 @@ _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4   # glibc's mallopt parameter numbers (m
 def tune_cpu_allocator() -> str:
     """Apply the settings above unless IDATTN_CPU_ALLOCATOR=default; return what the process runs with.
 
-    Raise ValueError for any other value than default or tuned.
-
-    The THP switch is read by PyTorch at its first large allocation, so it takes effect only when
-    this runs before torch is used; the mallopt part takes effect at any time.
+    Raise ValueError for any value other than default or tuned. PyTorch reads the THP switch at its
+    first large allocation, so the switch works only if this runs before torch is used. The mallopt
+    settings work at any time.
     """
     global setting
     choice = os.environ.get(ENV, "tuned")

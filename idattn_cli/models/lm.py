@@ -110,8 +110,8 @@ class DecoderLM(nn.Module):
         """Read a prompt `(batch, len)` -> (logits of its last token `(batch, vocab)`, per-layer states).
 
         Only the last position goes through lm_head. With `prefill_chunk_size`, the prompt is read
-        in pieces of that many tokens with the states handed over, so the activations held at once
-        are those of one piece; a softmax mixer's KV cache still grows with the whole prompt.
+        in pieces of that many tokens with the states handed over, so only one piece's activations
+        are alive at a time. A softmax mixer's KV cache still grows with the whole prompt.
         """
         for piece in tokens.split(prefill_chunk_size or tokens.shape[1], dim=1):
             h, states = self._blocks(self.embed(piece), states)

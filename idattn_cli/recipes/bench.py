@@ -53,10 +53,10 @@ def _check_device(device: str, dtype: str) -> None:
         raise UserError(f"invalid --dtype {dtype!r}; choose from {', '.join(DTYPES)}")
 
 
-def _options(name: str, given: dict) -> dict:
-    """Return benchmark `name`'s options: its defaults updated by the `given` ones that are not None."""
+def _options(name: str, options_given: dict) -> dict:
+    """Return benchmark `name`'s options: its defaults, updated by the given values that are not None."""
     defaults = BENCHMARKS[name]
-    for option, value in given.items():
+    for option, value in options_given.items():
         if value is None:
             continue
         flag = "--" + option.replace("_", "-")
@@ -66,15 +66,15 @@ def _options(name: str, given: dict) -> dict:
                             f"--dtype and {valid[-1]}")
         if isinstance(value, int) and value < 1:
             raise UserError(f"invalid {flag} {value}; give a positive integer")
-    return {**defaults, **{key: value for key, value in given.items() if value is not None}}
+    return {**defaults, **{key: value for key, value in options_given.items() if value is not None}}
 
 
 def run_bench(name: str, *, results_dir: Path = Path("results"), device: str = "cpu", dtype: str = "float32",
-              **given) -> tuple[list[dict], list]:
+              **options_given) -> tuple[list[dict], list]:
     """Run benchmark `name`; return its rows (also appended to results_dir/bench_<name>.csv) and its columns.
 
-    `given` holds the benchmark's own options (lengths, backends, models, reps, heads, slow_max_length,
-    prefill_chunk_size); None means the benchmark's default.
+    `options_given` are the benchmark's own options as typed (lengths, backends, models, reps, heads,
+    slow_max_length, prefill_chunk_size). A value of None selects the benchmark's default.
     """
     from ..config import group_options
     from ..ops import BACKENDS
@@ -84,7 +84,7 @@ def run_bench(name: str, *, results_dir: Path = Path("results"), device: str = "
     if not (BENCH_DIR / f"{name}.py").is_file():
         raise UserError(f"benchmark folder {BENCH_DIR} not found; run idattn from an editable install "
                         "of the repository (`pip install -e .`)")
-    options = _options(name, given)
+    options = _options(name, options_given)
     _check_device(device, dtype)
     if "lengths" in options:
         options["lengths"] = _numbers(options["lengths"], "--lengths")
